@@ -1,0 +1,239 @@
+"""``applyq demo``: ~50 scripted applications through a real worker process and the sandbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from worker.config import EMBEDDED_BROKER, Settings
+from worker.db import create_engine, create_session_factory, migrate
+from worker.enqueue import enqueue
+from worker.models import Submission
+from worker.pipeline import utcnow
+from worker.schemas import SubmissionIn
+from worker.states import FINAL_STATUSES, Status
+
+__all__ = ["SCRIPT", "Scripted", "run_demo"]
+
+SANDBOX_KEY = "sandbox-kombo-key"
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One kind of demo application and where it must end."""
+
+    scenario: str
+    count: int
+    status: Status
+    code: str | None = None
+    reason: str | None = None
+    email_domain: str = "example.com"
+
+
+S, P, T = Status.SUCCEEDED, Status.PARKED, Status.TERMINAL
+SCRIPT: tuple[Scripted, ...] = (
+    Scripted("ok", 14, S, reason="created"),
+    Scripted("ratelimit1", 3, S, reason="created"),
+    Scripted("ratelimit2", 2, S, reason="created"),
+    Scripted("unavailable2", 4, S, reason="created"),
+    Scripted("lb503x1", 3, S, reason="created"),
+    Scripted("concurrency1", 2, S, reason="created"),
+    Scripted("truncated1", 1, S, reason="created"),
+    Scripted("empty1", 1, S, reason="created"),
+    Scripted("nullcode1", 2, S, reason="created"),
+    Scripted("hang1", 2, S, reason="created"),
+    Scripted("syncpending1", 2, S, reason="created"),
+    Scripted("slowcreate1", 2, S, reason="reconciled"),
+    Scripted("timedout1", 1, S, reason="reconciled"),
+    Scripted("ok", 3, P, "REMOTE.INPUT_INVALID", "invalid_input", email_domain="invalid.example"),
+    Scripted("badinput", 2, P, "PLATFORM.INPUT_INVALID", "invalid_input"),
+    Scripted("permission", 3, P, "INTEGRATION.PERMISSION_MISSING", "permission_missing"),
+    Scripted("reauth", 1, P, "INTEGRATION.AUTHENTICATION_INVALID", "reauthentication_required"),
+    Scripted("unknowncode", 2, P, "ATS.SOMETHING_NEW", "unknown_code"),
+    Scripted("ratelimit99", 1, P, "PLATFORM.RATE_LIMIT_EXCEEDED", "retries_exhausted"),
+    Scripted("closed", 3, T, "ATS.JOB_CLOSED", "job_closed"),
+    Scripted("applied", 3, T, "ATS.APPLICATION_ALREADY_EXISTS", "already_applied"),
+)
+
+#: Short timings so the whole demo takes well under a minute.
+DEMO_ENV = {
+    "APPLYQ_KOMBO_API_KEY": SANDBOX_KEY,
+    "APPLYQ_HTTP_TIMEOUT_S": "1.5",
+    "APPLYQ_BACKOFF_BASE_S": "0.5",
+    "APPLYQ_BACKOFF_MAX_S": "4",
+    "APPLYQ_SYNC_PENDING_DELAY_S": "3",
+    "APPLYQ_MAX_ATTEMPTS": "5",
+    "APPLYQ_LEASE_MARGIN_S": "5",
+    "APPLYQ_WORKER_CONCURRENCY": "16",
+    "APPLYQ_DISPATCH_INTERVAL_S": "0.2",
+}
+
+_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Niklaus")
+_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman")
+
+
+def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
+    """The demo's applications, each paired with the outcome it is scripted for."""
+    items = []
+    for n, (script, i) in enumerate((s, i) for s in SCRIPT for i in range(s.count)):
+        first, last = _FIRST[n % len(_FIRST)], _LAST[n % len(_LAST)]
+        submission = SubmissionIn.model_validate(
+            {
+                "provider": "kombo",
+                "integration_id": "greenhouse:demo-integration",
+                "job_id": f"{script.scenario}--job-{n}",
+                "idempotency_key": f"demo-{run_id}-{n}",
+                "candidate": {
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{first.lower()}.{last.lower()}.{n}@{script.email_domain}",
+                    "phone": "+44 20 7946 0000",
+                },
+                "metadata": {"demo_run": run_id, "scenario": script.scenario, "copy": i},
+            }
+        )
+        items.append((script, submission))
+    return items
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def run_demo(settings: Settings, *, timeout_s: float) -> int:
+    """Start sandbox and worker, submit, wait, print the outcomes; 0 if every one is as scripted."""
+    from worker.embedded_redis import stop_embedded_redis
+    from worker.tasks import CeleryPublisher, create_celery, resolve_broker_url
+
+    console = Console()
+    console.print(f"[bold]applyq demo[/bold]  database={settings.database_url}  broker={settings.broker_url}")
+    migrate(settings.database_url)
+    broker_url = resolve_broker_url(settings)
+    logs = settings.embedded_redis_dir.resolve()
+    logs.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {
+        **os.environ,
+        **DEMO_ENV,
+        "APPLYQ_BROKER_URL": broker_url,
+        "APPLYQ_KOMBO_BASE_URL": f"http://127.0.0.1:{port}",
+        "APPLYQ_DATABASE_URL": settings.database_url,
+    }
+    procs = [
+        _spawn(["sandbox", "--port", str(port), "--hang-s", "3"], env, logs / "demo-sandbox.log"),
+        _spawn(["worker", "--hostname", f"demo-{port}@%h"], env, logs / "demo-worker.log"),
+    ]
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/_sandbox/health")
+        run_id = uuid.uuid4().hex[:8]
+        scripted = build_submissions(run_id)
+        sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
+        publisher = CeleryPublisher(create_celery(settings, broker_url))
+        started = time.monotonic()
+        stored = enqueue(sessions, publisher, [s for _, s in scripted], utcnow())
+        ids = [s.submission.id for s in stored]
+        console.print(
+            f"submitted {len(ids)} applications (run {run_id}); worker log: {logs / 'demo-worker.log'}"
+        )
+        rows = _wait_final(console, sessions, ids, timeout_s)
+        elapsed = time.monotonic() - started
+        ok = _report(console, [s for s, _ in scripted], rows, elapsed)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if settings.broker_url == EMBEDDED_BROKER:
+            stop_embedded_redis(settings.embedded_redis_dir)
+    return 0 if ok else 1
+
+
+def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log_file = log_path.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", *args], env=env, stdout=log_file, stderr=log_file
+    )
+
+
+def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: float) -> list[Submission]:
+    from sqlalchemy.orm import sessionmaker
+
+    assert isinstance(sessions, sessionmaker)
+    deadline = time.monotonic() + timeout_s
+    final = {s.value for s in FINAL_STATUSES}
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        while True:
+            with sessions() as session:
+                rows = [session.get_one(Submission, i) for i in ids]
+                session.expunge_all()
+            counts = Counter(r.status for r in rows)
+            live.update(" · ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+            if all(r.status in final for r in rows) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.25)
+
+
+def _report(console: Console, scripts: list[Scripted], rows: list[Submission], elapsed: float) -> bool:
+    table = Table(
+        "#", "job (scenario)", "status", "final code", "reason", "attempts", "time s", "as scripted"
+    )
+    good = 0
+    for n, (script, row) in enumerate(zip(scripts, rows, strict=True), start=1):
+        expected = row.status == script.status.value and (
+            script.code is None or row.outcome_code == script.code
+        )
+        expected = expected and (script.reason is None or row.outcome_reason == script.reason)
+        good += expected
+        took = ((row.finished_at or row.updated_at) - row.created_at).total_seconds()
+        table.add_row(
+            str(n), row.job_id, _styled(row.status), row.outcome_code or "", row.outcome_reason or "",
+            str(row.attempt_count), f"{took:.1f}", "[green]yes[/green]" if expected else "[red]NO[/red]",
+        )  # fmt: skip
+    console.print(table)
+    counts = Counter(r.status for r in rows)
+    retried = sum(1 for r in rows if r.status == "succeeded" and r.attempt_count > 1)
+    console.print(
+        f"{len(rows)} submissions in {elapsed:.1f}s: {counts['succeeded']} succeeded "
+        f"({retried} after retries), {counts['parked']} parked, {counts['terminal']} terminal; "
+        f"{good}/{len(rows)} as scripted."
+    )
+    console.print(
+        "Look further: [bold]applyq list --status parked[/bold], [bold]applyq status ID[/bold] "
+        "(attempt history, remediation), [bold]applyq list --json[/bold]. Flower shows the live tasks "
+        "of a running worker: [bold]celery --broker URL flower[/bold]."
+    )
+    return good == len(rows)
+
+
+def _styled(status: str) -> str:
+    colour = {"succeeded": "green", "parked": "yellow", "terminal": "red"}.get(status, "white")
+    return f"[{colour}]{status}[/{colour}]"

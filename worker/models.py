@@ -1,0 +1,137 @@
+"""SQLAlchemy 2 models: submissions and their attempt history.
+
+Schema changes go through Alembic: ``alembic revision --autogenerate -m "..."`` then ``applyq migrate``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from worker.states import Status
+
+__all__ = ["Attempt", "Base", "Submission", "UTCDateTime"]
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware timestamp that reads back as UTC on PostgreSQL and SQLite alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a constraint naming convention (needed for SQLite batch migrations)."""
+
+    metadata = sa.MetaData(naming_convention=_NAMING)
+
+
+class Submission(Base):
+    """One application to deliver, its current state and its final outcome."""
+
+    __tablename__ = "applyq_submission"
+    __table_args__ = (
+        sa.Index("ix_applyq_submission_due", "status", "next_attempt_at"),
+        sa.Index("ix_applyq_submission_provider_status", "provider", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=_new_id)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    payload_hash: Mapped[str] = mapped_column(sa.String(64))
+    #: Sent as ``Idempotency-Key`` where the provider supports one; fixed for the submission's life.
+    provider_idempotency_key: Mapped[str] = mapped_column(sa.String(64))
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    integration_id: Mapped[str | None] = mapped_column(sa.String(200))
+    job_id: Mapped[str] = mapped_column(sa.String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(_JSON)
+
+    status: Mapped[str] = mapped_column(sa.String(20), default=Status.QUEUED.value)
+    attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(sa.String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    outcome_code: Mapped[str | None] = mapped_column(sa.String(100))
+    outcome_title: Mapped[str | None] = mapped_column(sa.Text)
+    outcome_message: Mapped[str | None] = mapped_column(sa.Text)
+    outcome_reason: Mapped[str | None] = mapped_column(sa.String(64))
+    remediation: Mapped[str | None] = mapped_column(sa.Text)
+    provider_application_id: Mapped[str | None] = mapped_column(sa.String(200))
+    remote_id: Mapped[str | None] = mapped_column(sa.String(200))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    attempts: Mapped[list[Attempt]] = relationship(
+        back_populates="submission", order_by="Attempt.number", cascade="all, delete-orphan"
+    )
+
+
+class Attempt(Base):
+    """One call to the provider and what the router made of its answer."""
+
+    __tablename__ = "applyq_attempt"
+    __table_args__ = (sa.UniqueConstraint("submission_id", "number"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    submission_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("applyq_submission.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(sa.Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+
+    http_status: Mapped[int | None] = mapped_column(sa.Integer)
+    error_kind: Mapped[str | None] = mapped_column(sa.String(32))
+    error_code: Mapped[str | None] = mapped_column(sa.String(100))
+    error_title: Mapped[str | None] = mapped_column(sa.Text)
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    log_url: Mapped[str | None] = mapped_column(sa.Text)
+    request_id: Mapped[str | None] = mapped_column(sa.String(200))
+    details: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+
+    #: ``None`` while the attempt is running.
+    decision: Mapped[str | None] = mapped_column(sa.String(16))
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    delay_s: Mapped[float | None] = mapped_column(sa.Float)
+    #: The request may have reached the provider although no trustworthy answer came back.
+    unknown_outcome: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+    submission: Mapped[Submission] = relationship(back_populates="attempts")

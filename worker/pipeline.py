@@ -1,0 +1,123 @@
+"""One attempt of one submission: claim the lease, call the provider, decide, record.
+
+This is what the Celery task runs; it takes everything it needs as arguments, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.config import Settings
+from worker.models import Submission
+from worker.policy import AttemptContext, Verdict, decide
+from worker.providers import Accepted, Adapter, Answer, Delivery
+from worker.schemas import SubmissionIn
+from worker.states import Decision, Provider
+from worker.store import Claim, claim, finish
+
+__all__ = ["Outcome", "Runtime", "process_submission", "utcnow"]
+
+log = logging.getLogger("applyq.pipeline")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """The collaborators one worker process shares between its threads."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    adapters: dict[Provider, Adapter]
+    clock: Callable[[], datetime] = utcnow
+    rand: Callable[[], float] = field(default=random.random)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one task run did, as Flower shows it: the decision and the code, never candidate data."""
+
+    decision: str
+    code: str | None = None
+    status: str | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        """A small JSON-ready dict for the Celery result."""
+        return {"decision": self.decision, "code": self.code, "status": self.status}
+
+
+def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
+    """Run one attempt if the submission is due and free; a stale or duplicate message does nothing."""
+    with runtime.sessions() as session:
+        lease = claim(session, submission_id, runtime.clock(), runtime.settings.lease_s)
+        if lease is None:
+            log.debug("skip %s: not due, leased elsewhere or final", submission_id)
+            return Outcome("skipped")
+        delivery, provider = _delivery(session, lease)
+    answer, latency_ms = runtime.adapters[provider].deliver(delivery)
+    now = runtime.clock()
+    verdict = decide(answer, _context(lease, provider, now, runtime.rand()), runtime.settings)
+    with runtime.sessions() as session:
+        kept = finish(session, lease, answer, verdict, latency_ms, now)
+    _log(delivery, provider, lease, answer, verdict, kept)
+    code = None if isinstance(answer, Accepted) else answer.label
+    return Outcome(verdict.decision.value, code, verdict.status.value)
+
+
+def _delivery(session: Session, lease: Claim) -> tuple[Delivery, Provider]:
+    row = session.get_one(Submission, lease.submission_id)
+    submission = SubmissionIn.model_validate(row.payload)
+    return Delivery(row.id, row.provider_idempotency_key, submission), submission.provider
+
+
+def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
+    return AttemptContext(
+        provider=provider,
+        attempt_number=lease.attempt_number,
+        created_at=lease.created_at,
+        now=now,
+        had_unknown_outcome=lease.had_unknown_outcome,
+        rand=rand,
+    )
+
+
+_LEVELS = {
+    Decision.SUCCESS: logging.INFO,
+    Decision.RETRY: logging.INFO,
+    Decision.PARK: logging.WARNING,
+    Decision.TERMINAL: logging.ERROR,
+}
+
+
+def _log(
+    delivery: Delivery, provider: Provider, lease: Claim, answer: Answer, verdict: Verdict, kept: bool
+) -> None:
+    """One structured line per state change; ids and codes only, never candidate data or keys."""
+    extra: dict[str, Any] = {
+        "submission_id": delivery.submission_id,
+        "provider": provider.value,
+        "integration_id": delivery.submission.integration_id,
+        "attempt": lease.attempt_number,
+        "decision": verdict.decision.value,
+        "status": verdict.status.value,
+        "reason": verdict.reason,
+        "delay_s": verdict.delay_s,
+    }
+    if isinstance(answer, Accepted):
+        extra.update(remote_id=answer.remote_id, warnings=list(answer.warnings))
+    else:
+        extra.update(code=answer.label, http_status=answer.http_status, log_url=answer.log_url)
+    if not kept:
+        log.warning("lease lost before the answer was recorded", extra=extra)
+        return
+    log.log(_LEVELS[verdict.decision], "submission %s", verdict.status.value, extra=extra)

@@ -1,0 +1,42 @@
+"""Provider adapters, one module per wire format, built from settings with an injectable transport."""
+
+from __future__ import annotations
+
+import httpx
+
+from worker.config import Settings
+from worker.providers.base import Accepted, Adapter, Answer, Delivery, ErrorKind, ProviderError
+from worker.providers.kombo import KomboAdapter
+from worker.states import Provider
+
+__all__ = [
+    "Accepted",
+    "Adapter",
+    "Answer",
+    "Delivery",
+    "ErrorKind",
+    "ProviderError",
+    "build_adapters",
+]
+
+
+def build_adapters(
+    settings: Settings, transport: httpx.BaseTransport | None = None, max_connections: int = 100
+) -> dict[Provider, Adapter]:
+    """One adapter per provider, each with its own connection pool (``transport`` for tests)."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+
+    def client(base_url: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            timeout=settings.http_timeout_s,
+            limits=limits,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    return {
+        Provider.KOMBO: KomboAdapter(
+            client(settings.kombo_base_url), settings.kombo_api_key.get_secret_value()
+        ),
+    }

@@ -1,0 +1,225 @@
+"""What every provider adapter shares: the delivery, the two kinds of answer, and the send loop.
+
+An adapter builds one ``httpx.Request`` and parses one ``httpx.Response``. ``Adapter.deliver`` sends it
+and turns every transport failure into a ``ProviderError``, so callers never see an exception from the
+network and the router always gets one value to route on.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import email.utils
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import httpx
+
+from worker.schemas import SubmissionIn
+from worker.states import Provider
+
+__all__ = [
+    "USER_AGENT",
+    "Accepted",
+    "Adapter",
+    "Answer",
+    "Delivery",
+    "ErrorKind",
+    "ProviderError",
+    "parse_retry_after",
+]
+
+USER_AGENT = "applyq/0.1 (+https://github.com/applyq/applyq)"
+_SNIPPET = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What an adapter needs to send one attempt."""
+
+    submission_id: str
+    #: Stays the same on every attempt of the submission.
+    idempotency_key: str
+    submission: SubmissionIn
+
+
+class ErrorKind(StrEnum):
+    """How an attempt failed, before looking at any provider code."""
+
+    #: the provider answered in its own error format
+    API_ERROR = "api_error"
+    #: an HTTP answer that is not the provider's format (load-balancer HTML, truncated or empty body)
+    BAD_RESPONSE = "bad_response"
+    #: no answer in time after the request was (maybe) sent
+    TIMEOUT = "timeout"
+    #: the connection broke after the request was sent
+    CONNECTION_LOST = "connection_lost"
+    #: the provider was never reached; nothing was sent
+    CONNECT_ERROR = "connect_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The provider created the application."""
+
+    http_status: int
+    application_id: str | None
+    remote_id: str | None
+    warnings: tuple[str, ...] = ()
+    request_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    """Every way an attempt can fail, normalised into one value."""
+
+    kind: ErrorKind
+    message: str
+    http_status: int | None = None
+    code: str | None = None
+    title: str | None = None
+    log_url: str | None = None
+    request_id: str | None = None
+    retry_after_s: float | None = None
+    details: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The provider's code, or a stand-in naming the HTTP status or transport failure."""
+        if self.code:
+            return self.code
+        if self.kind in (ErrorKind.API_ERROR, ErrorKind.BAD_RESPONSE) and self.http_status is not None:
+            return f"HTTP_{self.http_status}"
+        return f"TRANSPORT.{self.kind.value.upper()}"
+
+
+Answer = Accepted | ProviderError
+
+#: Response headers worth keeping on the attempt (rate limits, request ids).
+KEPT_HEADERS = (
+    "retry-after",
+    "x-request-id",
+    "concurrency-limit",
+    "concurrency-remaining",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+)
+
+
+def kept_headers(response: httpx.Response) -> dict[str, str]:
+    """The subset of response headers applyq records."""
+    return {name: response.headers[name] for name in KEPT_HEADERS if name in response.headers}
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def body_snippet(response: httpx.Response) -> str:
+    """A short, single-line excerpt of a body for error messages."""
+    text = " ".join(response.text.split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+def bad_response(response: httpx.Response, what: str) -> ProviderError:
+    """A ``ProviderError`` for an HTTP answer that is not in the provider's format."""
+    ctype = response.headers.get("content-type", "no content-type")
+    snippet = body_snippet(response) or "<empty body>"
+    return ProviderError(
+        kind=ErrorKind.BAD_RESPONSE,
+        http_status=response.status_code,
+        message=f"{what}: HTTP {response.status_code} ({ctype}): {snippet}",
+        request_id=response.headers.get("x-request-id"),
+        retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        headers=kept_headers(response),
+    )
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class Adapter(abc.ABC):
+    """One provider's wire format on top of an injected ``httpx.Client``."""
+
+    provider: ClassVar[Provider]
+
+    def __init__(self, client: httpx.Client, api_key: str) -> None:
+        self._client = client
+        self._api_key = api_key
+
+    @abc.abstractmethod
+    def build_request(self, delivery: Delivery) -> httpx.Request:
+        """The HTTP request for one attempt."""
+
+    @abc.abstractmethod
+    def parse(self, response: httpx.Response) -> Answer:
+        """Turn any HTTP answer into ``Accepted`` or ``ProviderError``."""
+
+    def deliver(self, delivery: Delivery) -> tuple[Answer, float]:
+        """Send one attempt; return the answer and the latency in milliseconds. Never raises httpx errors."""
+        request = self.build_request(delivery)
+        started = time.perf_counter()
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            return transport_error(exc), (time.perf_counter() - started) * 1000
+        try:
+            answer = self.parse(response)
+        finally:
+            response.close()
+        return self._redact(answer), (time.perf_counter() - started) * 1000
+
+    def _redact(self, answer: Answer) -> Answer:
+        """Scrub our API key from anything the provider echoed back, before it is stored or logged."""
+        if isinstance(answer, Accepted) or not self._api_key:
+            return answer
+        fields = {"message": answer.message, "title": answer.title}
+        if not any(value and self._api_key in value for value in fields.values()):
+            return answer
+        cleaned = {k: v.replace(self._api_key, "[redacted]") if v else v for k, v in fields.items()}
+        return dataclasses.replace(answer, **cleaned)
+
+
+#: Most specific class first: the first match wins.
+_TRANSPORT_ERRORS: tuple[tuple[type[httpx.HTTPError], ErrorKind, str], ...] = (
+    (httpx.ConnectTimeout, ErrorKind.CONNECT_ERROR, "connect timeout: the provider was not reached"),
+    (httpx.PoolTimeout, ErrorKind.CONNECT_ERROR, "no free connection in the pool: nothing was sent"),
+    (httpx.ConnectError, ErrorKind.CONNECT_ERROR, "connection refused or failed: nothing was sent"),
+    (httpx.TimeoutException, ErrorKind.TIMEOUT, "no answer before the client timeout; the request was sent"),
+    (httpx.RemoteProtocolError, ErrorKind.CONNECTION_LOST, "the connection broke mid-response"),
+    (httpx.NetworkError, ErrorKind.CONNECTION_LOST, "network error after the request was sent"),
+)
+
+
+def transport_error(exc: httpx.HTTPError) -> ProviderError:
+    """Map an httpx exception to a ``ProviderError`` (the table above; unknown ones count as lost)."""
+    for exc_type, kind, text in _TRANSPORT_ERRORS:
+        if isinstance(exc, exc_type):
+            return ProviderError(kind=kind, message=f"{text} ({type(exc).__name__})")
+    return ProviderError(kind=ErrorKind.CONNECTION_LOST, message=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,279 @@
+"""Persistence: every read and write of submissions and attempts, as small functions on a Session.
+
+The claim is a compare-and-set on the submission row, so two workers (or a duplicate message) can
+never run the same submission at once; the finishing write is guarded by the lease token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.errors import IdempotencyConflict
+from worker.models import Attempt, Submission
+from worker.policy import Verdict
+from worker.providers.base import Accepted, Answer
+from worker.schemas import SubmissionIn
+from worker.states import Decision, Status
+
+__all__ = [
+    "Claim",
+    "Stored",
+    "add_submissions",
+    "claim",
+    "due_submission_ids",
+    "find_submission",
+    "finish",
+    "list_submissions",
+    "mark_published",
+    "provider_idempotency_key",
+]
+
+_CLAIMABLE = (Status.QUEUED.value, Status.RETRY_SCHEDULED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A submission after ``add_submissions``: new, or the existing one for a replayed key."""
+
+    submission: Submission
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A leased submission, ready for one attempt."""
+
+    submission_id: str
+    lease_token: str
+    attempt_id: int
+    attempt_number: int
+    created_at: datetime
+    had_unknown_outcome: bool
+
+
+def provider_idempotency_key(idempotency_key: str) -> str:
+    """The key sent to providers: derived once from the job board's key, the same on every attempt."""
+    return "applyq-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
+def add_submissions(session: Session, items: Sequence[SubmissionIn], now: datetime) -> list[Stored]:
+    """Store validated submissions (flush, no commit); replays return the existing row."""
+    results: list[Stored] = []
+    for item in items:
+        results.append(_add_one(session, item, now))
+    return results
+
+
+def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
+    digest = item.payload_hash()
+    existing = _by_key(session, item.idempotency_key)
+    if existing is None:
+        row = Submission(
+            idempotency_key=item.idempotency_key,
+            payload_hash=digest,
+            provider_idempotency_key=provider_idempotency_key(item.idempotency_key),
+            provider=item.provider.value,
+            integration_id=item.integration_id,
+            job_id=item.job_id,
+            payload=item.payload(),
+            status=Status.QUEUED.value,
+            attempt_count=0,
+            next_attempt_at=now,
+            published_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+            return Stored(row, created=True)
+        except IntegrityError:
+            existing = _by_key(session, item.idempotency_key)
+            if existing is None:
+                raise
+    if existing.payload_hash != digest:
+        raise IdempotencyConflict(item.idempotency_key, existing.id)
+    return Stored(existing, created=False)
+
+
+def _by_key(session: Session, key: str) -> Submission | None:
+    return session.scalars(sa.select(Submission).where(Submission.idempotency_key == key)).one_or_none()
+
+
+def find_submission(session: Session, id_or_key: str) -> Submission | None:
+    """A submission by id, else by idempotency key."""
+    return session.get(Submission, id_or_key) or _by_key(session, id_or_key)
+
+
+def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
+    """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
+    token = str(uuid.uuid4())
+    claimable = sa.or_(
+        sa.and_(Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now),
+        sa.and_(Submission.status == Status.IN_FLIGHT.value, Submission.lease_expires_at < now),
+    )
+    result = session.execute(
+        sa.update(Submission)
+        .where(Submission.id == submission_id, claimable)
+        .values(
+            status=Status.IN_FLIGHT.value,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempt_count=Submission.attempt_count + 1,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    row = session.execute(
+        sa.select(Submission.attempt_count, Submission.created_at).where(Submission.id == submission_id)
+    ).one()
+    _close_lost_attempts(session, submission_id, now)
+    attempt = Attempt(submission_id=submission_id, number=row.attempt_count, started_at=now)
+    session.add(attempt)
+    session.flush()
+    had_unknown = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Attempt)
+        .where(Attempt.submission_id == submission_id, Attempt.unknown_outcome.is_(True))
+    )
+    session.commit()
+    return Claim(submission_id, token, attempt.id, row.attempt_count, row.created_at, bool(had_unknown))
+
+
+def _close_lost_attempts(session: Session, submission_id: str, now: datetime) -> None:
+    """An attempt still open when its lease expired belonged to a lost worker: outcome unknown."""
+    session.execute(
+        sa.update(Attempt)
+        .where(Attempt.submission_id == submission_id, Attempt.decision.is_(None))
+        .values(
+            finished_at=now,
+            decision=Decision.RETRY.value,
+            reason="worker_lost",
+            error_kind="worker_lost",
+            error_message="the worker stopped before recording an answer; the lease expired",
+            unknown_outcome=True,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish(
+    session: Session, lease: Claim, answer: Answer, verdict: Verdict, latency_ms: float, now: datetime
+) -> bool:
+    """Record the attempt and move the submission on; False if the lease was lost meanwhile."""
+    session.execute(
+        sa.update(Attempt)
+        .where(Attempt.id == lease.attempt_id)
+        .values(
+            finished_at=now,
+            latency_ms=latency_ms,
+            decision=verdict.decision.value,
+            reason=verdict.reason,
+            delay_s=verdict.delay_s,
+            unknown_outcome=verdict.unknown_outcome,
+            **_answer_columns(answer),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    result = session.execute(
+        sa.update(Submission)
+        .where(Submission.id == lease.submission_id, Submission.lease_token == lease.lease_token)
+        .values(**_submission_columns(answer, verdict, now))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _answer_columns(answer: Answer) -> dict[str, object]:
+    if isinstance(answer, Accepted):
+        return {"http_status": answer.http_status, "request_id": answer.request_id}
+    return {
+        "http_status": answer.http_status,
+        "error_kind": answer.kind.value,
+        "error_code": answer.label,
+        "error_title": answer.title,
+        "error_message": answer.message,
+        "log_url": answer.log_url,
+        "request_id": answer.request_id,
+        "details": answer.details,
+    }
+
+
+def _submission_columns(answer: Answer, verdict: Verdict, now: datetime) -> dict[str, object]:
+    final = verdict.status is not Status.RETRY_SCHEDULED
+    values: dict[str, object] = {
+        "status": verdict.status.value,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "published_at": None,
+        "next_attempt_at": verdict.next_attempt_at,
+        "outcome_reason": verdict.reason,
+        "remediation": verdict.remediation or None,
+        "updated_at": now,
+        "finished_at": now if final else None,
+    }
+    if isinstance(answer, Accepted):
+        values.update(
+            provider_application_id=answer.application_id,
+            remote_id=answer.remote_id,
+            outcome_code=None,
+            outcome_title=None,
+            outcome_message=None,
+        )
+    else:
+        values.update(outcome_code=answer.label, outcome_title=answer.title, outcome_message=answer.message)
+    return values
+
+
+def due_submission_ids(
+    session: Session, now: datetime, *, republish_after_s: float, limit: int, skip_locked: bool
+) -> list[str]:
+    """Submissions that are due (or whose lease expired) and not published recently; rows are locked."""
+    stale = now - timedelta(seconds=republish_after_s)
+    due = sa.or_(
+        sa.and_(Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now),
+        sa.and_(Submission.status == Status.IN_FLIGHT.value, Submission.lease_expires_at < now),
+    )
+    query = (
+        sa.select(Submission.id)
+        .where(due, sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
+        .order_by(Submission.next_attempt_at)
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def mark_published(session: Session, ids: Sequence[str], now: datetime) -> None:
+    """Remember when these submissions were handed to the broker."""
+    session.execute(
+        sa.update(Submission)
+        .where(Submission.id.in_(ids))
+        .values(published_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def list_submissions(
+    session: Session, *, status: str | None = None, provider: str | None = None, limit: int = 1000
+) -> list[Submission]:
+    """Newest first, optionally filtered."""
+    query = sa.select(Submission).order_by(Submission.created_at.desc(), Submission.id).limit(limit)
+    if status:
+        query = query.where(Submission.status == status)
+    if provider:
+        query = query.where(Submission.provider == provider)
+    return list(session.scalars(query))

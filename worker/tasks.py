@@ -1,0 +1,116 @@
+"""The Celery app: one task, ``applyq.submit(submission_id)``, whose only argument is an id.
+
+Settings chosen for at-least-once delivery with the database as the source of truth:
+
+* ``task_acks_late``: a message is acknowledged after the attempt is recorded, so a worker killed
+  mid-attempt leaves it in Redis to be redelivered (after ``visibility_timeout``).
+* ``worker_prefetch_multiplier = 1``: a worker reserves no more messages than it can run.
+* ``worker_cancel_long_running_tasks_on_connection_loss``: after a broker reconnect, late-ack tasks
+  are not left running while Redis redelivers them.
+* ``task_reject_on_worker_lost = False``: a lost child does not requeue the message forever; the
+  database lease expires and the dispatcher publishes the submission again, which is bounded by the
+  attempt limits.
+* ``visibility_timeout`` (the same value in every place Celery reads it) is longer than any attempt
+  can run (HTTP timeout + lease margin), so a running task is never redelivered; no message ever waits
+  in Redis for a future time: retries wait in the database (``next_attempt_at``), not as ETA messages.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from worker.config import EMBEDDED_BROKER, Settings
+from worker.pipeline import Runtime, process_submission
+
+__all__ = ["QUEUE", "TASK_NAME", "CeleryPublisher", "create_celery", "resolve_broker_url"]
+
+TASK_NAME = "applyq.submit"
+QUEUE = "applyq"
+
+
+def resolve_broker_url(settings: Settings) -> str:
+    """The configured broker URL, starting the embedded Redis when none is configured."""
+    if settings.broker_url != EMBEDDED_BROKER:
+        return settings.broker_url
+    from worker.embedded_redis import ensure_embedded_redis
+
+    return ensure_embedded_redis(settings.embedded_redis_dir)
+
+
+def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
+    """Celery settings; see the module docstring for why each is set."""
+    visibility_timeout = int(max(300.0, 2 * settings.lease_s))
+    transport = {"visibility_timeout": visibility_timeout}
+    return {
+        "broker_url": broker_url,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "visibility_timeout": visibility_timeout,
+        "broker_connection_retry_on_startup": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": False,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": QUEUE,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_hijack_root_logger": False,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "broker_pool_limit": 10,
+    }
+
+
+class _RuntimeHolder:
+    """Builds the worker's Runtime once, on first use (after any fork), unless one was given."""
+
+    def __init__(self, settings: Settings, runtime: Runtime | None) -> None:
+        self._settings = settings
+        self._runtime = runtime
+        self._lock = threading.Lock()
+
+    def get(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                from worker.bootstrap import build_runtime
+
+                self._runtime = build_runtime(self._settings)
+            return self._runtime
+
+
+def create_celery(settings: Settings, broker_url: str, runtime: Runtime | None = None) -> Celery:
+    """The applyq Celery app with its one task registered."""
+    app = Celery("applyq", set_as_current=False)
+    app.conf.update(celery_config(settings, broker_url))
+    holder = _RuntimeHolder(settings, runtime)
+
+    @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
+    def submit(submission_id: str) -> dict[str, Any]:
+        """Run one attempt of the submission; the result names the decision and code only."""
+        return process_submission(holder.get(), submission_id).as_result()
+
+    return app
+
+
+class CeleryPublisher:
+    """Publishes ``applyq.submit`` messages over one pooled broker connection."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def publish(self, submission_ids: Sequence[str]) -> None:
+        """One message per id; raises when the broker is unreachable after the publish retries."""
+        with self._app.producer_or_acquire() as producer:
+            for submission_id in submission_ids:
+                self._app.send_task(TASK_NAME, args=[submission_id], producer=producer, retry=True)
