@@ -14,9 +14,7 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "APPLYQ_DATABASE_URL", "sqlite:///applyq.db"
-    )
+    return config.get_main_option("sqlalchemy.url") or os.environ.get("APPLYQ_DATABASE_URL", "sqlite:///applyq.db")
 
 
 def run_migrations_offline() -> None:

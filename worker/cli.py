@@ -69,9 +69,7 @@ def submit(
     """Validate, store and queue submissions; print one JSON line per submission."""
     from worker.commands import run_submit
 
-    raw = _raw_submissions(
-        provider, job_id, idempotency_key, integration_id, candidate_json, metadata_json, file
-    )
+    raw = _raw_submissions(provider, job_id, idempotency_key, integration_id, candidate_json, metadata_json, file)
     try:
         stored = run_submit(load_settings(), raw, label="line" if file else "")
     except InvalidSubmission as exc:
@@ -165,9 +163,7 @@ def list_(
 
 @app.command()
 def worker(
-    concurrency: Annotated[
-        int | None, typer.Option(help="Threads (default APPLYQ_WORKER_CONCURRENCY).")
-    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Threads (default APPLYQ_WORKER_CONCURRENCY).")] = None,
     dispatcher: Annotated[bool, typer.Option(help="Also run the dispatcher in this process.")] = True,
     hostname: Annotated[str, typer.Option(help="Celery node name.")] = "applyq@%h",
 ) -> None:

@@ -158,9 +158,7 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         started = time.monotonic()
         stored = enqueue(sessions, publisher, [s for _, s in scripted], utcnow())
         ids = [s.submission.id for s in stored]
-        console.print(
-            f"submitted {len(ids)} applications (run {run_id}); worker log: {logs / 'demo-worker.log'}"
-        )
+        console.print(f"submitted {len(ids)} applications (run {run_id}); worker log: {logs / 'demo-worker.log'}")
         rows = _wait_final(console, sessions, ids, timeout_s)
         elapsed = time.monotonic() - started
         ok = _report(console, [s for s, _ in scripted], rows, elapsed)
@@ -179,9 +177,7 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log_file = log_path.open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker", *args], env=env, stdout=log_file, stderr=log_file
-    )
+    return subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=log_file, stderr=log_file)
 
 
 def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: float) -> list[Submission]:
@@ -203,14 +199,10 @@ def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: f
 
 
 def _report(console: Console, scripts: list[Scripted], rows: list[Submission], elapsed: float) -> bool:
-    table = Table(
-        "#", "job (scenario)", "status", "final code", "reason", "attempts", "time s", "as scripted"
-    )
+    table = Table("#", "job (scenario)", "status", "final code", "reason", "attempts", "time s", "as scripted")
     good = 0
     for n, (script, row) in enumerate(zip(scripts, rows, strict=True), start=1):
-        expected = row.status == script.status.value and (
-            script.code is None or row.outcome_code == script.code
-        )
+        expected = row.status == script.status.value and (script.code is None or row.outcome_code == script.code)
         expected = expected and (script.reason is None or row.outcome_reason == script.reason)
         good += expected
         took = ((row.finished_at or row.updated_at) - row.created_at).total_seconds()

@@ -110,9 +110,7 @@ class Attempt(Base):
     __table_args__ = (sa.UniqueConstraint("submission_id", "number"),)
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    submission_id: Mapped[str] = mapped_column(
-        sa.ForeignKey("applyq_submission.id", ondelete="CASCADE"), index=True
-    )
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("applyq_submission.id", ondelete="CASCADE"), index=True)
     number: Mapped[int] = mapped_column(sa.Integer)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -99,9 +99,7 @@ _LEVELS = {
 }
 
 
-def _log(
-    delivery: Delivery, provider: Provider, lease: Claim, answer: Answer, verdict: Verdict, kept: bool
-) -> None:
+def _log(delivery: Delivery, provider: Provider, lease: Claim, answer: Answer, verdict: Verdict, kept: bool) -> None:
     """One structured line per state change; ids and codes only, never candidate data or keys."""
     extra: dict[str, Any] = {
         "submission_id": delivery.submission_id,

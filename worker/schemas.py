@@ -73,7 +73,15 @@ class SubmissionIn(_Strict):
     job_id: str = Field(min_length=1, max_length=200)
     idempotency_key: str = Field(min_length=1, max_length=255)
     candidate: Candidate
-    metadata: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="the job board's own ids (flat)")
+
+    @field_validator("metadata")
+    @classmethod
+    def _flat_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        nested = sorted(k for k, v in value.items() if not isinstance(v, str | int | float | bool | None))
+        if nested:
+            raise ValueError(f"values must be strings, numbers, booleans or null; not so for {nested}")
+        return value
 
     @model_validator(mode="after")
     def _integration_matches_provider(self) -> Self:

@@ -168,9 +168,7 @@ def _close_lost_attempts(session: Session, submission_id: str, now: datetime) ->
     )
 
 
-def finish(
-    session: Session, lease: Claim, answer: Answer, verdict: Verdict, latency_ms: float, now: datetime
-) -> bool:
+def finish(session: Session, lease: Claim, answer: Answer, verdict: Verdict, latency_ms: float, now: datetime) -> bool:
     """Record the attempt and move the submission on; False if the lease was lost meanwhile."""
     session.execute(
         sa.update(Attempt)

@@ -72,9 +72,7 @@ def upgrade() -> None:
 
     op.create_table(
         "applyq_attempt",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("submission_id", sa.String(length=36), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("started_at", worker.models.UTCDateTime(timezone=True), nullable=False),

@@ -23,7 +23,10 @@ def deliver(handler: Handler, **overrides: object) -> Accepted | ProviderError:
 
 
 def envelope(code: str | None, **extra: object) -> dict[str, object]:
-    return {"status": "error", "error": {"code": code, "title": "t", "message": "msg", "log_url": None, **extra}}
+    return {
+        "status": "error",
+        "error": {"code": code, "title": "t", "message": "msg", "log_url": None, **extra},
+    }
 
 
 def test_the_request_carries_auth_integration_user_agent_and_body() -> None:
@@ -40,7 +43,12 @@ def test_the_request_carries_auth_integration_user_agent_and_body() -> None:
     assert request.headers["x-integration-id"] == "greenhouse:abc123"
     assert request.headers["user-agent"].startswith("applyq/")
     assert json.loads(request.content) == {
-        "candidate": {"first_name": "Ada", "last_name": "L", "email_address": "a@example.com", "phone_number": "+1 5"}
+        "candidate": {
+            "first_name": "Ada",
+            "last_name": "L",
+            "email_address": "a@example.com",
+            "phone_number": "+1 5",
+        }
     }
 
 

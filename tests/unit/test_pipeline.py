@@ -39,7 +39,10 @@ def ok(request: httpx.Request) -> httpx.Response:
 
 
 def kombo_error(status: int, code: str | None, headers: dict[str, str] | None = None) -> httpx.Response:
-    body = {"status": "error", "error": {"code": code, "title": None, "message": "m", "log_url": "https://l/1"}}
+    body = {
+        "status": "error",
+        "error": {"code": code, "title": None, "message": "m", "log_url": "https://l/1"},
+    }
     return httpx.Response(status, json=body, headers=headers)
 
 
@@ -77,18 +80,23 @@ def load(sessions: sessionmaker[Session], submission_id: str) -> Submission:
         return row
 
 
-def test_success_on_the_first_attempt(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_success_on_the_first_attempt(settings, sessions, publisher, clock) -> None:
     sid = add(sessions, publisher, clock)
     assert publisher.published == [sid]
     outcome = process_submission(make_runtime(settings, sessions, clock, ok), sid)
     assert outcome.as_result() == {"decision": "success", "code": None, "status": "succeeded"}
     row = load(sessions, sid)
-    assert (row.status, row.remote_id, row.provider_application_id, row.attempt_count) == ("succeeded", "R1", "K1", 1)
+    assert (row.status, row.remote_id, row.provider_application_id, row.attempt_count) == (
+        "succeeded",
+        "R1",
+        "K1",
+        1,
+    )
     assert [a.decision for a in row.attempts] == ["success"]
     assert row.attempts[0].latency_ms is not None
 
 
-def test_retry_after_is_honoured_and_the_next_attempt_succeeds(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_is_honoured_and_the_next_attempt_succeeds(settings, sessions, publisher, clock) -> None:
     script = Script(lambda r: kombo_error(429, "PLATFORM.RATE_LIMIT_EXCEEDED", {"Retry-After": "30"}), ok)
     runtime = make_runtime(settings, sessions, clock, script)
     sid = add(sessions, publisher, clock)
@@ -117,7 +125,7 @@ def test_retry_after_is_honoured_and_the_next_attempt_succeeds(settings, session
         (400, "ATS.NEW_CODE_FROM_THE_FUTURE", Status.PARKED, "unknown_code"),
     ],
 )
-def test_final_decisions_record_code_reason_and_remediation(  # type: ignore[no-untyped-def]
+def test_final_decisions_record_code_reason_and_remediation(
     settings, sessions, publisher, clock, status, code, final, reason
 ) -> None:
     sid = add(sessions, publisher, clock)
@@ -128,7 +136,7 @@ def test_final_decisions_record_code_reason_and_remediation(  # type: ignore[no-
     assert row.attempts[0].log_url == "https://l/1"
 
 
-def test_retries_end_parked_as_exhausted(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_retries_end_parked_as_exhausted(settings, sessions, publisher, clock) -> None:
     runtime = make_runtime(settings, sessions, clock, lambda r: kombo_error(503, "REMOTE.SERVICE_UNAVAILABLE"))
     sid = add(sessions, publisher, clock)
     for _ in range(settings.max_attempts):
@@ -139,7 +147,7 @@ def test_retries_end_parked_as_exhausted(settings, sessions, publisher, clock) -
     assert row.outcome_code == "REMOTE.SERVICE_UNAVAILABLE"
 
 
-def test_a_timeout_then_already_exists_is_reconciled_as_success(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_timeout_then_already_exists_is_reconciled_as_success(settings, sessions, publisher, clock) -> None:
     def timeout(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
 
@@ -154,7 +162,7 @@ def test_a_timeout_then_already_exists_is_reconciled_as_success(settings, sessio
     assert [a.unknown_outcome for a in row.attempts] == [True, False]
 
 
-def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, sessions, publisher, clock) -> None:
     from worker.store import claim
 
     script = Script(ok)
@@ -165,7 +173,7 @@ def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, ses
     assert script.calls == 0
 
 
-def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, sessions, publisher, clock) -> None:
     from worker.store import claim
 
     sid = add(sessions, publisher, clock)
@@ -175,10 +183,13 @@ def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, se
     process_submission(make_runtime(settings, sessions, clock, ok), sid)
     row = load(sessions, sid)
     assert row.status == "succeeded"
-    assert [(a.reason, a.unknown_outcome) for a in row.attempts] == [("worker_lost", True), ("created", False)]
+    assert [(a.reason, a.unknown_outcome) for a in row.attempts] == [
+        ("worker_lost", True),
+        ("created", False),
+    ]
 
 
-def test_a_final_submission_is_never_sent_again(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_final_submission_is_never_sent_again(settings, sessions, publisher, clock) -> None:
     script = Script(ok)
     runtime = make_runtime(settings, sessions, clock, script)
     sid = add(sessions, publisher, clock)
@@ -188,14 +199,14 @@ def test_a_final_submission_is_never_sent_again(settings, sessions, publisher, c
     assert script.calls == 1
 
 
-def test_same_key_same_payload_returns_the_original(sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_same_key_same_payload_returns_the_original(sessions, publisher, clock) -> None:
     first = add(sessions, publisher, clock)
     second = add(sessions, publisher, clock)
     assert first == second
     assert publisher.published == [first]
 
 
-def test_same_key_different_payload_is_refused_and_stores_nothing(sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_same_key_different_payload_is_refused_and_stores_nothing(sessions, publisher, clock) -> None:
     add(sessions, publisher, clock)
     items = validate_all([submission_dict(idempotency_key="key-2"), submission_dict(job_id="other")])
     with pytest.raises(IdempotencyConflict):
@@ -204,7 +215,7 @@ def test_same_key_different_payload_is_refused_and_stores_nothing(sessions, publ
         assert session.query(Submission).count() == 1
 
 
-def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, sessions, publisher, clock) -> None:
     from worker.dispatcher import dispatch_once
 
     publisher.fail = True
@@ -216,7 +227,7 @@ def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, ses
     assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0
 
 
-def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher, clock) -> None:  # type: ignore[no-untyped-def]
+def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher, clock) -> None:
     from worker.dispatcher import dispatch_once
 
     sid = add(sessions, publisher, clock)

@@ -36,7 +36,5 @@ def build_adapters(
         )
 
     return {
-        Provider.KOMBO: KomboAdapter(
-            client(settings.kombo_base_url), settings.kombo_api_key.get_secret_value()
-        ),
+        Provider.KOMBO: KomboAdapter(client(settings.kombo_base_url), settings.kombo_api_key.get_secret_value()),
     }

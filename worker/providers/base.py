@@ -199,11 +199,11 @@ class Adapter(abc.ABC):
         """Scrub our API key from anything the provider echoed back, before it is stored or logged."""
         if isinstance(answer, Accepted) or not self._api_key:
             return answer
-        fields = {"message": answer.message, "title": answer.title}
-        if not any(value and self._api_key in value for value in fields.values()):
+        key = self._api_key
+        if key not in answer.message and key not in (answer.title or ""):
             return answer
-        cleaned = {k: v.replace(self._api_key, "[redacted]") if v else v for k, v in fields.items()}
-        return dataclasses.replace(answer, **cleaned)
+        title = answer.title.replace(key, "[redacted]") if answer.title else answer.title
+        return dataclasses.replace(answer, message=answer.message.replace(key, "[redacted]"), title=title)
 
 
 #: Most specific class first: the first match wins.

@@ -100,9 +100,7 @@ def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
     data = body.get("data") if body is not None else None
     if body is None or body.get("status") != "success" or not isinstance(data, dict):
         return bad_response(response, "HTTP 200 without a Kombo success body")
-    warnings = tuple(
-        str(item.get("message")) for item in body.get("warnings") or [] if isinstance(item, dict)
-    )
+    warnings = tuple(str(item.get("message")) for item in body.get("warnings") or [] if isinstance(item, dict))
     return Accepted(
         http_status=200,
         application_id=_str_or_none(data.get("id")),

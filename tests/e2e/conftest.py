@@ -1,0 +1,199 @@
+"""End-to-end fixtures: real PostgreSQL, real Redis, the sandbox and a worker as separate processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import require_service
+from worker.db import create_engine, create_session_factory, migrate
+from worker.models import Submission
+from worker.states import FINAL_STATUSES
+
+PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("APPLYQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+KOMBO_KEY = "sandbox-kombo-key"
+FINAL = {s.value for s in FINAL_STATUSES}
+
+#: Short timings so retries happen within seconds.
+WORKER_ENV = {
+    "APPLYQ_KOMBO_API_KEY": KOMBO_KEY,
+    "APPLYQ_HTTP_TIMEOUT_S": "1",
+    "APPLYQ_BACKOFF_BASE_S": "0.2",
+    "APPLYQ_BACKOFF_MAX_S": "1",
+    "APPLYQ_SYNC_PENDING_DELAY_S": "1",
+    "APPLYQ_MAX_ATTEMPTS": "4",
+    "APPLYQ_LEASE_MARGIN_S": "2",
+    "APPLYQ_DISPATCH_INTERVAL_S": "0.1",
+    "APPLYQ_REPUBLISH_AFTER_S": "5",
+    "APPLYQ_WORKER_CONCURRENCY": "8",
+    "APPLYQ_LOG_LEVEL": "INFO",
+}
+SANDBOX_RETRY_AFTER_S = 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"applyq_e2e_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    except sa.exc.OperationalError as exc:
+        require_service("PostgreSQL", str(exc).splitlines()[0])
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        require_service("Redis", str(exc))
+    return REDIS_URL
+
+
+@dataclass
+class Proc:
+    """A child process with its output in a file."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> Proc:
+    handle = log.open("wb")
+    popen = subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=handle, stderr=handle)
+    return Proc(popen, log)
+
+
+@dataclass
+class Stack:
+    """Everything an end-to-end test talks to."""
+
+    env: dict[str, str]
+    sandbox_url: str
+    sessions: sessionmaker[Session]
+    tmp: Path
+    procs: list[Proc] = field(default_factory=list)
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``applyq ARGS`` as a user would."""
+        return subprocess.run(
+            [sys.executable, "-m", "worker", *args],
+            env=self.env, input=stdin, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    def submit(self, payload: dict[str, Any]) -> str:
+        result = self.cli("submit", "--file", "-", stdin=json.dumps(payload))
+        assert result.returncode == 0, result.stderr
+        return str(json.loads(result.stdout)["id"])
+
+    def status(self, submission_id: str) -> dict[str, Any]:
+        result = self.cli("status", submission_id, "--json")
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    def wait_final(self, *ids: str, timeout_s: float = 45.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self.sessions() as session:
+                statuses = session.scalars(sa.select(Submission.status).where(Submission.id.in_(ids))).all()
+            if len(statuses) == len(ids) and all(s in FINAL for s in statuses):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"not final after {timeout_s}s: {statuses}")
+
+    def sandbox_requests(self, job_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.sandbox_url}/_sandbox/requests", params={"job_id": job_id})
+        return list(response.json())
+
+
+@pytest.fixture(scope="session")
+def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    sandbox_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        **WORKER_ENV,
+        "APPLYQ_DATABASE_URL": pg_url,
+        "APPLYQ_BROKER_URL": redis_url,
+        "APPLYQ_KOMBO_BASE_URL": sandbox_url,
+    }
+    sandbox = spawn(
+        ["sandbox", "--port", str(port), "--hang-s", "2", "--retry-after-s", str(SANDBOX_RETRY_AFTER_S)],
+        env,
+        tmp / "sandbox.log",
+    )
+    wait_http(f"{sandbox_url}/_sandbox/health")
+    worker = spawn(["worker", "--hostname", f"e2e-{port}@%h"], env, tmp / "worker.log")
+    engine = create_engine(pg_url, pool_size=2)
+    stack = Stack(env, sandbox_url, create_session_factory(engine), tmp, [sandbox, worker])
+    yield stack
+    for proc in reversed(stack.procs):
+        proc.stop()
+    engine.dispose()
+
+
+def kombo_submission(job_id: str, **overrides: Any) -> dict[str, Any]:
+    """A unique Kombo submission for the sandbox scenario in ``job_id``."""
+    tag = uuid.uuid4().hex[:10]
+    data: dict[str, Any] = {
+        "provider": "kombo",
+        "integration_id": "greenhouse:e2e",
+        "job_id": f"{job_id}-{tag}",
+        "idempotency_key": f"e2e-{tag}",
+        "candidate": {"first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{tag}@example.com"},
+    }
+    data.update(overrides)
+    return data

@@ -1,0 +1,147 @@
+"""One test per decision path: the CLI enqueues, a real worker delivers to the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.conftest import KOMBO_KEY, SANDBOX_RETRY_AFTER_S, Stack, kombo_submission
+from worker.models import Submission
+
+pytestmark = pytest.mark.e2e
+
+
+def run(stack: Stack, job_id: str, **overrides: object) -> dict[str, object]:
+    submission_id = stack.submit(kombo_submission(job_id, **overrides))
+    stack.wait_final(submission_id)
+    return stack.status(submission_id)
+
+
+def decisions(status: dict[str, object]) -> list[object]:
+    return [a["decision"] for a in status["attempts"]]  # type: ignore[attr-defined]
+
+
+def test_success_on_the_first_attempt(stack: Stack) -> None:
+    status = run(stack, "ok--job")
+    assert status["status"] == "succeeded"
+    assert status["remote_id"]
+    assert decisions(status) == ["success"]
+
+
+def test_rate_limited_then_succeeds_never_before_retry_after(stack: Stack) -> None:
+    payload = kombo_submission("ratelimit1--job")
+    submission_id = stack.submit(payload)
+    stack.wait_final(submission_id)
+    status = stack.status(submission_id)
+    assert (status["status"], decisions(status)) == ("succeeded", ["retry", "success"])
+    assert status["attempts"][0]["error_code"] == "PLATFORM.RATE_LIMIT_EXCEEDED"
+    assert status["attempts"][0]["delay_s"] >= SANDBOX_RETRY_AFTER_S
+    first, second = stack.sandbox_requests(payload["job_id"])
+    assert second["received_at"] - first["received_at"] >= SANDBOX_RETRY_AFTER_S
+
+
+@pytest.mark.parametrize("scenario", ["unavailable2", "lb503x1", "truncated1", "empty1", "nullcode1"])
+def test_outages_are_retried_until_success(stack: Stack, scenario: str) -> None:
+    status = run(stack, f"{scenario}--job")
+    assert status["status"] == "succeeded"
+    assert decisions(status)[-1] == "success"
+    assert set(decisions(status)[:-1]) == {"retry"}
+
+
+def test_a_hang_past_the_client_timeout_is_retried(stack: Stack) -> None:
+    status = run(stack, "hang1--job")
+    assert (status["status"], decisions(status)) == ("succeeded", ["retry", "success"])
+    first = status["attempts"][0]
+    assert (first["error_code"], first["unknown_outcome"]) == ("TRANSPORT.TIMEOUT", True)
+
+
+def test_a_timeout_that_landed_is_reconciled_not_terminal(stack: Stack) -> None:
+    status = run(stack, "slowcreate1--job")
+    assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
+    assert status["attempts"][-1]["error_code"] == "ATS.APPLICATION_ALREADY_EXISTS"
+
+
+@pytest.mark.parametrize(
+    ("job", "email", "code", "reason"),
+    [
+        ("ok--job", "ada@invalid.example", "REMOTE.INPUT_INVALID", "invalid_input"),
+        ("permission--job", None, "INTEGRATION.PERMISSION_MISSING", "permission_missing"),
+        ("unknowncode--job", None, "ATS.SOMETHING_NEW", "unknown_code"),
+        ("ratelimit99--job", None, "PLATFORM.RATE_LIMIT_EXCEEDED", "retries_exhausted"),
+    ],
+)
+def test_parked_for_a_human(stack: Stack, job: str, email: str | None, code: str, reason: str) -> None:
+    overrides = {}
+    if email:
+        overrides["candidate"] = {"first_name": "Ada", "last_name": "L", "email": email}
+    status = run(stack, job, **overrides)
+    assert (status["status"], status["outcome_code"], status["outcome_reason"]) == ("parked", code, reason)
+    assert status["remediation"]
+    assert status["attempts"][-1]["log_url"]
+
+
+@pytest.mark.parametrize(
+    ("job", "code"), [("closed--job", "ATS.JOB_CLOSED"), ("applied--job", "ATS.APPLICATION_ALREADY_EXISTS")]
+)
+def test_terminal_outcomes(stack: Stack, job: str, code: str) -> None:
+    status = run(stack, job)
+    assert (status["status"], status["outcome_code"], decisions(status)) == ("terminal", code, ["terminal"])
+
+
+def test_invalid_input_exits_2_names_the_field_and_stores_nothing(stack: Stack) -> None:
+    good = kombo_submission("ok--job")
+    bad = kombo_submission("ok--job", candidate={"first_name": "A", "last_name": "B", "email": "nope"})
+    result = stack.cli("submit", "--file", "-", stdin=json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    assert result.returncode == 2
+    assert "line 2: candidate.email" in result.stderr
+    keys = [good["idempotency_key"], bad["idempotency_key"]]
+    with stack.sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).where(Submission.idempotency_key.in_(keys))) == 0
+
+
+def test_the_same_key_replays_and_a_different_payload_exits_3(stack: Stack) -> None:
+    payload = kombo_submission("ok--job")
+    first = stack.submit(payload)
+    assert stack.submit(payload) == first
+    changed = {**payload, "job_id": payload["job_id"] + "-other"}
+    result = stack.cli("submit", "--file", "-", stdin=json.dumps(changed))
+    assert result.returncode == 3
+    assert "different payload" in result.stderr
+
+
+def test_the_per_field_form_of_submit(stack: Stack) -> None:
+    payload = kombo_submission("ok--job")
+    result = stack.cli(
+        "submit", "--provider", "kombo", "--job-id", payload["job_id"], "--integration-id", "greenhouse:e2e",
+        "--idempotency-key", payload["idempotency_key"], "--candidate-json", json.dumps(payload["candidate"]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert set(line) == {"id", "status", "idempotency_key"}
+    stack.wait_final(line["id"])
+    listed = json.loads(stack.cli("list", "--status", "succeeded", "--provider", "kombo", "--json").stdout)
+    assert line["id"] in {row["id"] for row in listed}
+
+
+def test_no_api_key_in_the_database_or_the_logs(stack: Stack) -> None:
+    stack.wait_final(stack.submit(kombo_submission("unavailable1--job")))
+    with stack.sessions() as session:
+        dump = [
+            str(row)
+            for table in ("applyq_submission", "applyq_attempt")
+            for row in session.execute(sa.text(f"SELECT * FROM {table}"))
+        ]
+    assert dump and not any(KOMBO_KEY in row for row in dump)
+    for proc in stack.procs:
+        assert KOMBO_KEY not in proc.output()
+
+
+def test_the_worker_logs_one_json_line_per_state_change(stack: Stack) -> None:
+    submission_id = stack.submit(kombo_submission("closed--job"))
+    stack.wait_final(submission_id)
+    worker_log = stack.procs[1].output()
+    lines = [json.loads(x) for x in worker_log.splitlines() if submission_id in x]
+    assert [(x["level"], x["code"]) for x in lines] == [("ERROR", "ATS.JOB_CLOSED")]
+    assert "Ada" not in worker_log
