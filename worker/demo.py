@@ -131,7 +131,7 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
     from worker.embedded_redis import stop_embedded_redis
     from worker.tasks import CeleryPublisher, create_celery, resolve_broker_url
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 130)
     console.print(f"[bold]applyq demo[/bold]  database={settings.database_url}  broker={settings.broker_url}")
     migrate(settings.database_url)
     broker_url = resolve_broker_url(settings)
@@ -199,7 +199,7 @@ def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: f
 
 
 def _report(console: Console, scripts: list[Scripted], rows: list[Submission], elapsed: float) -> bool:
-    table = Table("#", "job (scenario)", "status", "final code", "reason", "attempts", "time s", "as scripted")
+    table = Table("#", "scenario", "status", "final code", "reason", "attempts", "time s", "as scripted")
     good = 0
     for n, (script, row) in enumerate(zip(scripts, rows, strict=True), start=1):
         expected = row.status == script.status.value and (script.code is None or row.outcome_code == script.code)
@@ -207,7 +207,8 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
         good += expected
         took = ((row.finished_at or row.updated_at) - row.created_at).total_seconds()
         table.add_row(
-            str(n), row.job_id, _styled(row.status), row.outcome_code or "", row.outcome_reason or "",
+            str(n), script.scenario + ("@invalid.example" if script.email_domain != "example.com" else ""),
+            _styled(row.status), row.outcome_code or "", row.outcome_reason or "",
             str(row.attempt_count), f"{took:.1f}", "[green]yes[/green]" if expected else "[red]NO[/red]",
         )  # fmt: skip
     console.print(table)
@@ -218,10 +219,11 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
         f"({retried} after retries), {counts['parked']} parked, {counts['terminal']} terminal; "
         f"{good}/{len(rows)} as scripted."
     )
+    example = next((r.id for r in rows if r.status == "parked"), rows[0].id)
     console.print(
-        "Look further: [bold]applyq list --status parked[/bold], [bold]applyq status ID[/bold] "
-        "(attempt history, remediation), [bold]applyq list --json[/bold]. Flower shows the live tasks "
-        "of a running worker: [bold]celery --broker URL flower[/bold]."
+        "Look further (same database): [bold]applyq list --status parked[/bold] · "
+        f"[bold]applyq status {example}[/bold] (attempt history, remediation) · [bold]applyq list --json[/bold]. "
+        "To watch tasks live in Flower, see 'Operating applyq' in the README."
     )
     return good == len(rows)
 
