@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from worker.states import Status
 
-__all__ = ["Attempt", "Base", "Submission", "UTCDateTime"]
+__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -133,3 +133,34 @@ class Attempt(Base):
     unknown_outcome: Mapped[bool] = mapped_column(sa.Boolean, default=False)
 
     submission: Mapped[Submission] = relationship(back_populates="attempts")
+
+
+class AuditEvent(Base):
+    """An operator action on a submission: who, when, what changed (field names, never old PII values)."""
+
+    __tablename__ = "applyq_audit"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    submission_id: Mapped[str | None] = mapped_column(
+        sa.ForeignKey("applyq_submission.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    #: requeue, cancel, edit, purge, ...
+    action: Mapped[str] = mapped_column(sa.String(32))
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+
+    submission: Mapped[Submission | None] = relationship()
+
+
+class Heartbeat(Base):
+    """The last sign of life of a long-running process (dispatcher, worker), for ``applyq health``."""
+
+    __tablename__ = "applyq_heartbeat"
+
+    #: e.g. ``dispatcher@host:pid`` or ``worker@host``
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
