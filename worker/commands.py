@@ -91,7 +91,7 @@ def _num(value: float | None) -> str:
 def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: bool, hostname: str) -> None:
     """A Celery worker on a thread pool, with the dispatcher in a background thread."""
     from worker.bootstrap import build_runtime
-    from worker.tasks import QUEUE, create_celery, resolve_broker_url
+    from worker.tasks import create_celery, resolve_broker_url
 
     configure_logging(settings.log_level)
     threads = concurrency or settings.worker_concurrency
@@ -103,7 +103,7 @@ def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: 
     try:
         app.worker_main(
             ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}",
-             f"--queues={QUEUE}", "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
+             f"--queues={settings.queue}", "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
         )  # fmt: skip
     finally:
         stop.set()

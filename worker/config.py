@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///applyq.db"
     broker_url: str = EMBEDDED_BROKER
+    #: The Celery queue; give each deployment sharing one Redis its own.
+    queue: str = Field(default="applyq", min_length=1, max_length=100)
     #: Where the embedded Redis keeps its socket, pid file and append-only file.
     embedded_redis_dir: Path = Path(".applyq")
 

@@ -81,6 +81,10 @@ class Submission(Base):
 
     status: Mapped[str] = mapped_column(sa.String(20), default=Status.QUEUED.value)
     attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: The attempt and age limits count from here; ``applyq requeue`` starts a new window.
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    #: ``attempt_count`` when the current window started.
+    window_attempt_base: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_token: Mapped[str | None] = mapped_column(sa.String(36))

@@ -83,8 +83,9 @@ def _delivery(session: Session, lease: Claim) -> tuple[Delivery, Provider]:
 def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
     return AttemptContext(
         provider=provider,
-        attempt_number=lease.attempt_number,
-        created_at=lease.created_at,
+        integration_id=lease.integration_id,
+        attempt=lease.window_attempt,
+        window_started_at=lease.window_started_at,
         now=now,
         had_unknown_outcome=lease.had_unknown_outcome,
         rand=rand,

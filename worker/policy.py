@@ -19,8 +19,12 @@ class AttemptContext:
     """What the policy needs to know about the submission besides the answer."""
 
     provider: Provider
-    attempt_number: int
-    created_at: datetime
+    #: Kombo integration id / StackOne account (its prefix names the ATS, e.g. ``greenhouse:``)
+    integration_id: str | None
+    #: the attempt's number within the current retry window, from 1
+    attempt: int
+    #: when the current retry window started (creation, or the last requeue)
+    window_started_at: datetime
     now: datetime
     #: an earlier attempt of ours may have reached the provider without a trustworthy answer
     had_unknown_outcome: bool
@@ -45,7 +49,7 @@ def decide(answer: Answer, ctx: AttemptContext, settings: Settings) -> Verdict:
     """Route the answer, apply backoff and the attempt/age limits, reconcile "already exists"."""
     if isinstance(answer, Accepted):
         return Verdict(Decision.SUCCESS, Status.SUCCEEDED, "created")
-    rule = route(ctx.provider, answer)
+    rule = route(ctx.provider, answer, ctx.integration_id)
     if rule.decision is Decision.RETRY:
         return _retry(rule, answer, ctx, settings)
     if rule.decision is Decision.TERMINAL:
@@ -65,7 +69,7 @@ def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Sett
         delay = max(settings.sync_pending_delay_s, error.retry_after_s or 0.0)
     else:
         delay = retry_delay(
-            ctx.attempt_number,
+            ctx.attempt,
             base_s=settings.backoff_base_s,
             max_s=settings.backoff_max_s,
             rand=ctx.rand,
@@ -74,13 +78,13 @@ def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Sett
         )
     next_at = ctx.now + timedelta(seconds=delay)
     max_attempts = min(settings.max_attempts, rule.max_attempts or settings.max_attempts)
-    too_old = (next_at - ctx.created_at).total_seconds() > settings.max_age_s
-    if ctx.attempt_number >= max_attempts or too_old:
+    too_old = (next_at - ctx.window_started_at).total_seconds() > settings.max_age_s
+    if ctx.attempt >= max_attempts or too_old:
         return Verdict(
             Decision.PARK,
             Status.PARKED,
             "retries_exhausted",
-            f"Gave up after {ctx.attempt_number} attempts ({rule.reason}). {_EXHAUSTED}",
+            f"Gave up after {ctx.attempt} attempts ({rule.reason}). {_EXHAUSTED}",
             unknown_outcome=rule.unknown_outcome,
         )
     return Verdict(

@@ -150,8 +150,12 @@ ROUTES: Mapping[Provider, ProviderRoutes] = {
 }
 
 
-def route(provider: Provider, error: ProviderError) -> Rule:
-    """The rule for one failed attempt; the most specific match wins."""
+def route(provider: Provider, error: ProviderError, integration_id: str | None = None) -> Rule:
+    """The rule for one failed attempt; the most specific match wins.
+
+    ``integration_id`` names the ATS behind a unified API where it can (Kombo ids start with it, e.g.
+    ``greenhouse:…``), for ATS-specific quirks.
+    """
     table = ROUTES[provider]
     if error.code is not None:
         return table.codes.get(error.code, table.unknown_code)

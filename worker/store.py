@@ -54,8 +54,12 @@ class Claim:
     submission_id: str
     lease_token: str
     attempt_id: int
+    #: the attempt's number in the submission's history (1, 2, ...)
     attempt_number: int
-    created_at: datetime
+    #: the attempt's number within the current retry window (limits and backoff count this)
+    window_attempt: int
+    window_started_at: datetime
+    integration_id: str | None
     had_unknown_outcome: bool
 
 
@@ -90,6 +94,8 @@ def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
             published_at=now,
             created_at=now,
             updated_at=now,
+            window_started_at=now,
+            window_attempt_base=0,
         )
         try:
             with session.begin_nested():
@@ -136,7 +142,12 @@ def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -
         session.rollback()
         return None
     row = session.execute(
-        sa.select(Submission.attempt_count, Submission.created_at).where(Submission.id == submission_id)
+        sa.select(
+            Submission.attempt_count,
+            Submission.window_attempt_base,
+            Submission.window_started_at,
+            Submission.integration_id,
+        ).where(Submission.id == submission_id)
     ).one()
     _close_lost_attempts(session, submission_id, now)
     attempt = Attempt(submission_id=submission_id, number=row.attempt_count, started_at=now)
@@ -148,7 +159,16 @@ def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -
         .where(Attempt.submission_id == submission_id, Attempt.unknown_outcome.is_(True))
     )
     session.commit()
-    return Claim(submission_id, token, attempt.id, row.attempt_count, row.created_at, bool(had_unknown))
+    return Claim(
+        submission_id=submission_id,
+        lease_token=token,
+        attempt_id=attempt.id,
+        attempt_number=row.attempt_count,
+        window_attempt=row.attempt_count - row.window_attempt_base,
+        window_started_at=row.window_started_at,
+        integration_id=row.integration_id,
+        had_unknown_outcome=bool(had_unknown),
+    )
 
 
 def _close_lost_attempts(session: Session, submission_id: str, now: datetime) -> None:

@@ -26,10 +26,9 @@ from celery import Celery
 from worker.config import EMBEDDED_BROKER, Settings
 from worker.pipeline import Runtime, process_submission
 
-__all__ = ["QUEUE", "TASK_NAME", "CeleryPublisher", "create_celery", "resolve_broker_url"]
+__all__ = ["TASK_NAME", "CeleryPublisher", "create_celery", "resolve_broker_url"]
 
 TASK_NAME = "applyq.submit"
-QUEUE = "applyq"
 
 
 def resolve_broker_url(settings: Settings) -> str:
@@ -56,7 +55,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        "task_default_queue": QUEUE,
+        "task_default_queue": settings.queue,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
         "worker_prefetch_multiplier": 1,

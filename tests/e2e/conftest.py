@@ -84,7 +84,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).flushdb()
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except redis.RedisError as exc:
         require_service("Redis", str(exc))
     return REDIS_URL
@@ -169,6 +169,8 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
         "APPLYQ_DATABASE_URL": pg_url,
         "APPLYQ_BROKER_URL": redis_url,
         "APPLYQ_KOMBO_BASE_URL": sandbox_url,
+        # a queue of its own, so test sessions sharing this Redis never take each other's messages
+        "APPLYQ_QUEUE": f"applyq-e2e-{uuid.uuid4().hex[:8]}",
     }
     sandbox = spawn(
         ["sandbox", "--port", str(port), "--hang-s", "2", "--retry-after-s", str(SANDBOX_RETRY_AFTER_S)],

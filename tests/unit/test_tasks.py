@@ -6,14 +6,14 @@ import json
 
 from tests.conftest import submission_dict
 from worker.config import Settings
-from worker.tasks import QUEUE, TASK_NAME, CeleryPublisher, celery_config, create_celery
+from worker.tasks import TASK_NAME, CeleryPublisher, celery_config, create_celery
 
 
 def test_a_published_message_carries_the_submission_id_and_nothing_else(settings: Settings) -> None:
     app = create_celery(settings, "memory://")
     CeleryPublisher(app).publish(["3f1c0d5e-0000-4000-8000-000000000001"])
     with app.connection_for_read() as conn:
-        queue = conn.SimpleQueue(QUEUE)
+        queue = conn.SimpleQueue(settings.queue)
         message = queue.get(timeout=2)
         args, kwargs, _ = message.decode()
         headers = message.headers

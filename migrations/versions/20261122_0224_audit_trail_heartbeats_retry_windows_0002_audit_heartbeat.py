@@ -1,8 +1,8 @@
-"""audit trail and heartbeats
+"""audit trail, heartbeats, retry windows
 
 Revision ID: 0002_audit_heartbeat
 Revises: 1d9cad631f34
-Create Date: 2026-11-22 02:23:20.329775
+Create Date: 2026-11-22 02:24:31.701080
 """
 
 from __future__ import annotations
@@ -53,9 +53,25 @@ def upgrade() -> None:
     with op.batch_alter_table("applyq_audit", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_applyq_audit_submission_id"), ["submission_id"], unique=False)
 
+    with op.batch_alter_table("applyq_submission", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "window_started_at",
+                worker.models.UTCDateTime(timezone=True),
+                server_default=sa.func.now(),
+                nullable=False,
+            )
+        )
+        batch_op.add_column(sa.Column("window_attempt_base", sa.Integer(), server_default="0", nullable=False))
+    op.execute("UPDATE applyq_submission SET window_started_at = created_at")
+
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("applyq_submission", schema=None) as batch_op:
+        batch_op.drop_column("window_attempt_base")
+        batch_op.drop_column("window_started_at")
+
     with op.batch_alter_table("applyq_audit", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_applyq_audit_submission_id"))
 
