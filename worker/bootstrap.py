@@ -6,7 +6,8 @@ import httpx
 
 from worker.config import Settings
 from worker.db import create_engine, create_session_factory
-from worker.pipeline import Runtime
+from worker.health import Heartbeater
+from worker.pipeline import Runtime, utcnow
 from worker.providers import build_adapters
 
 __all__ = ["build_runtime"]
@@ -18,8 +19,10 @@ def build_runtime(
     """Everything one worker process needs to run attempts."""
     size = pool_size or settings.worker_concurrency
     engine = create_engine(settings.database_url, pool_size=min(size, 32))
+    sessions = create_session_factory(engine)
     return Runtime(
         settings=settings,
-        sessions=create_session_factory(engine),
+        sessions=sessions,
         adapters=build_adapters(settings, transport, max_connections=max(size, 10)),
+        heartbeat=Heartbeater(sessions, "worker", utcnow).beat,
     )

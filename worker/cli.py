@@ -182,6 +182,23 @@ def dispatcher_cmd() -> None:
 
 
 @app.command()
+def health(
+    max_idle_s: Annotated[float, typer.Option(help="Due work may wait this long without any consumption.")] = 120.0,
+    max_dispatcher_silence_s: Annotated[float, typer.Option(help="Longest gap between dispatcher beats.")] = 30.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Exit 1 if due work is not being consumed or no dispatcher is running (for liveness probes)."""
+    from worker.commands import get_health
+
+    report = get_health(load_settings(), max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s)
+    if as_json:
+        print_json(report)
+    else:
+        err.print("healthy" if report["ok"] else "UNHEALTHY: " + "; ".join(report["problems"]))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+@app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""
     from worker.db import migrate as do_migrate

@@ -111,12 +111,16 @@ def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: 
 
 def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: threading.Event) -> None:
     from worker.dispatcher import run_dispatcher
+    from worker.health import Heartbeater
     from worker.tasks import CeleryPublisher
 
     thread = threading.Thread(
         target=run_dispatcher,
         args=(sessions, CeleryPublisher(app), settings, stop, utcnow),
-        kwargs={"skip_locked": settings.database_url.startswith("postgresql")},
+        kwargs={
+            "skip_locked": settings.database_url.startswith("postgresql"),
+            "heartbeat": Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
+        },
         name="applyq-dispatcher",
         daemon=True,
     )
@@ -126,6 +130,7 @@ def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: 
 def run_dispatcher_process(settings: Settings) -> None:
     """Only the dispatcher, until SIGINT/SIGTERM."""
     from worker.dispatcher import run_dispatcher
+    from worker.health import Heartbeater
     from worker.tasks import CeleryPublisher, create_celery, resolve_broker_url
 
     configure_logging(settings.log_level)
@@ -137,4 +142,17 @@ def run_dispatcher_process(settings: Settings) -> None:
     run_dispatcher(
         sessions, publisher, settings, stop, utcnow,
         skip_locked=settings.database_url.startswith("postgresql"),
+        heartbeat=Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
     )  # fmt: skip
+
+
+def get_health(settings: Settings, *, max_idle_s: float, max_dispatcher_silence_s: float) -> dict[str, Any]:
+    """The health verdict as JSON: ``ok``, ``problems`` and the facts behind them."""
+    from worker.health import check_health
+
+    sessions = create_session_factory(create_engine(settings.database_url, pool_size=1))
+    with sessions() as session:
+        report = check_health(
+            session, utcnow(), max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s
+        )
+    return {"ok": report.ok, "problems": report.problems, **report.facts}

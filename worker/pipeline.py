@@ -41,6 +41,8 @@ class Runtime:
     adapters: dict[Provider, Adapter]
     clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = field(default=random.random)
+    #: called whenever a message is consumed, for ``applyq health``
+    heartbeat: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class Outcome:
 
 def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
     """Run one attempt if the submission is due and free; a stale or duplicate message does nothing."""
+    runtime.heartbeat()
     with runtime.sessions() as session:
         lease = claim(session, submission_id, runtime.clock(), runtime.settings.lease_s)
         if lease is None:
