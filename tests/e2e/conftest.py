@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -64,8 +65,9 @@ def wait_http(url: str, timeout_s: float = 20.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new PostgreSQL database, migrated to head, dropped afterwards."""
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"applyq_e2e_{uuid.uuid4().hex[:8]}"
     try:
@@ -74,11 +76,19 @@ def pg_url() -> Iterator[str]:
     except sa.exc.OperationalError as exc:
         require_service("PostgreSQL", str(exc).splitlines()[0])
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -153,17 +163,22 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError(f"not final after {timeout_s}s: {statuses}")
 
+    def start_worker(self, name: str = "worker", *extra: str) -> Proc:
+        """Start an ``applyq worker`` process (its log is ``<name>.log``)."""
+        proc = spawn(
+            ["worker", "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h", *extra], self.env, self.tmp / f"{name}.log"
+        )
+        self.procs.append(proc)
+        return proc
+
     def sandbox_requests(self, job_id: str) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.sandbox_url}/_sandbox/requests", params={"job_id": job_id})
         return list(response.json())
 
 
-@pytest.fixture(scope="session")
-def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("e2e")
-    port = free_port()
-    sandbox_url = f"http://127.0.0.1:{port}"
-    env = {
+def stack_env(pg_url: str, redis_url: str, sandbox_url: str) -> dict[str, str]:
+    """The environment of every applyq process of one stack: all providers point at the sandbox."""
+    return {
         **os.environ,
         **WORKER_ENV,
         "APPLYQ_DATABASE_URL": pg_url,
@@ -172,19 +187,35 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
         # a queue of its own, so test sessions sharing this Redis never take each other's messages
         "APPLYQ_QUEUE": f"applyq-e2e-{uuid.uuid4().hex[:8]}",
     }
-    sandbox = spawn(
-        ["sandbox", "--port", str(port), "--hang-s", "2", "--retry-after-s", str(SANDBOX_RETRY_AFTER_S)],
-        env,
-        tmp / "sandbox.log",
-    )
-    wait_http(f"{sandbox_url}/_sandbox/health")
-    worker = spawn(["worker", "--hostname", f"e2e-{port}@%h"], env, tmp / "worker.log")
+
+
+@contextlib.contextmanager
+def start_stack(
+    pg_url: str, redis_url: str, tmp: Path, *, with_worker: bool = True, sandbox_args: tuple[str, ...] = ()
+) -> Iterator[Stack]:
+    """Sandbox (and a worker) as child processes on ``pg_url``; everything is stopped afterwards."""
+    port = free_port()
+    sandbox_url = f"http://127.0.0.1:{port}"
+    env = stack_env(pg_url, redis_url, sandbox_url)
+    args = ["sandbox", "--port", str(port), "--hang-s", "2", "--retry-after-s", str(SANDBOX_RETRY_AFTER_S)]
+    sandbox = spawn([*args, *sandbox_args], env, tmp / "sandbox.log")
     engine = create_engine(pg_url, pool_size=2)
-    stack = Stack(env, sandbox_url, create_session_factory(engine), tmp, [sandbox, worker])
-    yield stack
-    for proc in reversed(stack.procs):
-        proc.stop()
-    engine.dispose()
+    stack = Stack(env, sandbox_url, create_session_factory(engine), tmp, [sandbox])
+    try:
+        wait_http(f"{sandbox_url}/_sandbox/health")
+        if with_worker:
+            stack.start_worker()
+        yield stack
+    finally:
+        for proc in reversed(stack.procs):
+            proc.stop()
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(pg_url, redis_url, tmp_path_factory.mktemp("e2e")) as stack:
+        yield stack
 
 
 def kombo_submission(job_id: str, **overrides: Any) -> dict[str, Any]:
