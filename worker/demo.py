@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
-import httpx
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -20,6 +16,7 @@ from rich.table import Table
 from worker.config import EMBEDDED_BROKER, Settings
 from worker.db import create_engine, create_session_factory, migrate
 from worker.enqueue import enqueue
+from worker.harness import Proc, free_port, spawn, wait_http
 from worker.models import Submission
 from worker.pipeline import utcnow
 from worker.schemas import SubmissionIn
@@ -108,24 +105,6 @@ def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
     return items
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
 def run_demo(settings: Settings, *, timeout_s: float) -> int:
     """Start sandbox and worker, submit, wait, print the outcomes; 0 if every one is as scripted."""
     from worker.embedded_redis import stop_embedded_redis
@@ -137,7 +116,7 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
     broker_url = resolve_broker_url(settings)
     logs = settings.embedded_redis_dir.resolve()
     logs.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **DEMO_ENV,
@@ -145,12 +124,12 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         "APPLYQ_KOMBO_BASE_URL": f"http://127.0.0.1:{port}",
         "APPLYQ_DATABASE_URL": settings.database_url,
     }
-    procs = [
-        _spawn(["sandbox", "--port", str(port), "--hang-s", "3"], env, logs / "demo-sandbox.log"),
-        _spawn(["worker", "--hostname", f"demo-{port}@%h"], env, logs / "demo-worker.log"),
+    procs: list[Proc] = [
+        spawn(["sandbox", "--port", str(port), "--hang-s", "3"], env, logs / "demo-sandbox.log"),
+        spawn(["worker", "--hostname", f"demo-{port}@%h"], env, logs / "demo-worker.log"),
     ]
     try:
-        _wait_http(f"http://127.0.0.1:{port}/_sandbox/health")
+        wait_http(f"http://127.0.0.1:{port}/_sandbox/health")
         run_id = uuid.uuid4().hex[:8]
         scripted = build_submissions(run_id)
         sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
@@ -164,20 +143,10 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         ok = _report(console, [s for s, _ in scripted], rows, elapsed)
     finally:
         for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop()
         if settings.broker_url == EMBEDDED_BROKER:
             stop_embedded_redis(settings.embedded_redis_dir)
     return 0 if ok else 1
-
-
-def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    log_file = log_path.open("wb")
-    return subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=log_file, stderr=log_file)
 
 
 def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: float) -> list[Submission]:

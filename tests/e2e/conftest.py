@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import require_service
 from worker.db import create_engine, create_session_factory, migrate
+from worker.harness import Proc, free_port, spawn, wait_http
 from worker.models import Submission
 from worker.states import FINAL_STATUSES
 
@@ -46,23 +46,6 @@ WORKER_ENV = {
     "APPLYQ_LOG_LEVEL": "INFO",
 }
 SANDBOX_RETRY_AFTER_S = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_http(url: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 @contextlib.contextmanager
@@ -98,32 +81,6 @@ def redis_url() -> str:
     except redis.RedisError as exc:
         require_service("Redis", str(exc))
     return REDIS_URL
-
-
-@dataclass
-class Proc:
-    """A child process with its output in a file."""
-
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> Proc:
-    handle = log.open("wb")
-    popen = subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=handle, stderr=handle)
-    return Proc(popen, log)
 
 
 @dataclass

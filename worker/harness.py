@@ -1,0 +1,63 @@
+"""Running applyq's own processes (sandbox, worker) as children: for the demo, benchmarks and tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["Proc", "free_port", "spawn", "wait_http"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout_s: float = 20.0) -> None:
+    """Wait until ``url`` answers 200, or raise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout_s:g} s")
+
+
+@dataclass
+class Proc:
+    """An ``applyq`` child process with its output in a log file."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        """Everything the process wrote so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> Proc:
+    """Start ``applyq ARGS`` (as ``python -m worker``) with stdout and stderr in ``log``."""
+    with log.open("ab") as handle:
+        popen = subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=handle, stderr=handle)
+    return Proc(popen, log)
