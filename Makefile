@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test lint typecheck check bench clean
+.PHONY: help demo test chaos bench-memory clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,12 @@ test: $(STAMP)  ## lint, type-check, migrations check, and the whole test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
+
+chaos: $(STAMP)  ## 2,000 submissions while workers are killed, Redis flushed, PostgreSQL restarted
+	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
+
+bench-memory: $(STAMP)  ## worker and Redis memory with 100,000 submissions scheduled an hour ahead
+	$(BIN)/python -m benchmarks.memory $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and local state
 	rm -rf $(VENV) .applyq applyq.db applyq.db-wal applyq.db-shm

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Proc", "free_port", "spawn", "wait_http"]
+__all__ = ["Proc", "create_database", "drop_database", "free_port", "spawn", "wait_http"]
 
 
 def free_port() -> int:
@@ -61,3 +61,32 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> Proc:
     with log.open("ab") as handle:
         popen = subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=handle, stderr=handle)
     return Proc(popen, log)
+
+
+def create_database(admin_url: str, prefix: str = "applyq_tmp") -> str:
+    """Create an empty PostgreSQL database next to ``admin_url``'s and return its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    finally:
+        admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drop a database made by ``create_database`` (disconnecting its users)."""
+    import sqlalchemy as sa
+
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        admin.dispose()

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import require_service
 from worker.db import create_engine, create_session_factory, migrate
-from worker.harness import Proc, free_port, spawn, wait_http
+from worker.harness import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.models import Submission
 from worker.states import FINAL_STATUSES
 
@@ -51,21 +51,15 @@ SANDBOX_RETRY_AFTER_S = 2
 @contextlib.contextmanager
 def fresh_database() -> Iterator[str]:
     """A new PostgreSQL database, migrated to head, dropped afterwards."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"applyq_e2e_{uuid.uuid4().hex[:8]}"
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        url = create_database(PG_ADMIN_URL, "applyq_e2e")
     except sa.exc.OperationalError as exc:
         require_service("PostgreSQL", str(exc).splitlines()[0])
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         migrate(url)
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+        drop_database(PG_ADMIN_URL, url)
 
 
 @pytest.fixture(scope="session")
