@@ -1,0 +1,128 @@
+"""The shared limiter against a real Redis (its Lua scripts are the point): rate, reservations,
+concurrency, cooldown, adaptive rate and the circuit breaker."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.conftest import require_service
+from worker.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
+from worker.limits import LimitSpec
+
+REDIS_URL = os.environ.get("APPLYQ_TEST_LIMITER_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        require_service("Redis", str(exc))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"kombo:test-{uuid.uuid4().hex[:8]}"
+
+
+def gates(limiter: RedisLimiter, key: str, spec: LimitSpec, n: int) -> list[Gate]:
+    return [limiter.gate(key, spec, f"sub-{i}") for i in range(n)]
+
+
+def test_the_rate_reserves_evenly_spaced_slots(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0))
+    results = gates(limiter, key, LimitSpec(rate_per_s=10), 5)
+    assert results[0].verdict is Wait.GO
+    assert [g.verdict for g in results[1:]] == [Wait.RESERVED] * 4
+    waits = [g.wait_s for g in results[1:]]
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
+
+
+def test_a_reservation_is_honoured_when_its_slot_comes(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0))
+    spec = LimitSpec(rate_per_s=20)
+    assert limiter.gate(key, spec, "a").go
+    reserved = limiter.gate(key, spec, "b")
+    assert reserved.verdict is Wait.RESERVED
+    assert limiter.gate(key, spec, "b").verdict is Wait.RESERVED  # too early: still waits for its slot
+    time.sleep(reserved.wait_s + 0.02)
+    assert limiter.gate(key, spec, "b").go
+
+
+def test_the_concurrency_cap_holds_and_releases(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000, concurrency=2)
+    first, second, third = (limiter.gate(key, spec, f"s{i}") for i in range(3))
+    assert (first.go, second.go, third.verdict) == (True, True, Wait.CONCURRENCY)
+    limiter.observe(key, spec, first, Signal.SUCCESS, Hints())
+    assert limiter.gate(key, spec, "s3").go
+
+
+def test_retry_after_cools_the_whole_integration_down(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    gate = limiter.gate(key, spec, "a")
+    limiter.observe(key, spec, gate, Signal.RATE_LIMITED, Hints(retry_after_s=2))
+    held = limiter.gate(key, spec, "someone-else")
+    assert held.verdict is Wait.COOLDOWN
+    assert 1.8 < held.wait_s <= 2.0
+
+
+def test_x_ratelimit_remaining_zero_waits_until_reset(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    gate = limiter.gate(key, spec, "a")
+    limiter.observe(key, spec, gate, Signal.SUCCESS, Hints(exhausted_until=time.time() + 5))
+    assert limiter.gate(key, spec, "b").verdict is Wait.COOLDOWN
+
+
+def test_the_adaptive_rate_learns_the_limit_from_a_429(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    spec = LimitSpec()  # no rate known
+    for i in range(30):  # thirty successes within the last second...
+        limiter.observe(key, spec, Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
+    grown = float(client.get(f"applyq:lim:{key}:rate") or 0)
+    assert grown > 10  # slow start grows the rate
+    limiter.observe(key, spec, Gate(Wait.GO, token="x"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    learned = float(client.get(f"applyq:lim:{key}:rate") or 0)
+    assert learned == pytest.approx(0.95 * 30, rel=0.01)  # ...so ~30/s is about the limit
+
+
+def test_the_breaker_opens_after_repeated_unavailability_and_probes_one_at_a_time(
+    client: redis.Redis, key: str
+) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(breaker_threshold=3, breaker_open_s=0.3))
+    spec = LimitSpec(rate_per_s=1000)
+    for i in range(3):
+        limiter.observe(key, spec, limiter.gate(key, spec, f"s{i}"), Signal.UNAVAILABLE, Hints())
+    assert limiter.gate(key, spec, "held").verdict is Wait.BREAKER
+    time.sleep(0.35)
+    probe = limiter.gate(key, spec, "probe")
+    assert probe.verdict is Wait.PROBE
+    assert limiter.gate(key, spec, "second").verdict is Wait.BREAKER  # one probe at a time
+    limiter.observe(key, spec, probe, Signal.SUCCESS, Hints())
+    assert limiter.gate(key, spec, "after").go
+
+
+def test_limits_are_per_key(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=30))
+    assert limiter.gate(key + "-other", spec, "b").go
+
+
+def test_snapshot_shows_cooldowns_for_operators(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=30))
+    [row] = [r for r in limiter.snapshot() if r["key"] == key]
+    assert row["cooldown_s"] > 29 and row["breaker"] == "closed"
