@@ -7,16 +7,22 @@ import httpx
 from worker.config import Settings
 from worker.db import create_engine, create_session_factory
 from worker.health import Heartbeater
+from worker.limiter import RedisLimiter, redis_client
 from worker.pipeline import Runtime, utcnow
 from worker.providers import build_adapters
+from worker.traffic import Traffic
 
-__all__ = ["build_runtime"]
+__all__ = ["build_runtime", "build_traffic"]
 
 
 def build_runtime(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None, pool_size: int | None = None
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    pool_size: int | None = None,
+    broker_url: str | None = None,
 ) -> Runtime:
-    """Everything one worker process needs to run attempts."""
+    """Everything one worker process needs to run attempts (traffic control shares the broker's Redis)."""
     size = pool_size or settings.worker_concurrency
     engine = create_engine(settings.database_url, pool_size=min(size, 32))
     sessions = create_session_factory(engine)
@@ -25,4 +31,13 @@ def build_runtime(
         sessions=sessions,
         adapters=build_adapters(settings, transport, max_connections=max(size, 10)),
         heartbeat=Heartbeater(sessions, "worker", utcnow).beat,
+        traffic=build_traffic(settings, broker_url) if settings.traffic_control else Traffic(),
     )
+
+
+def build_traffic(settings: Settings, broker_url: str | None) -> Traffic:
+    """The Redis limiter with the configured limits."""
+    from worker.tasks import resolve_broker_url
+
+    client = redis_client(broker_url or resolve_broker_url(settings))
+    return Traffic(RedisLimiter(client), settings.limit_specs, settings.celper_api_key.get_secret_value())

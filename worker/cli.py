@@ -1,7 +1,8 @@
 """The ``applyq`` command: a thin shell that parses input and calls plain functions.
 
 Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage · 3 idempotency key reused with a
-different payload · 4 not found.
+different payload · 4 not found · 5 refused: not in a status that allows it (e.g. requeue of a submission
+that is not parked). The operator commands live in ``worker/admin_cli.py``.
 """
 
 from __future__ import annotations
@@ -199,6 +200,18 @@ def health(
 
 
 @app.command()
+def limits(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Traffic control per integration: rates, cooldowns after 429s, circuit breakers, requests in flight."""
+    from worker.commands import get_limits, render_limits
+
+    rows = get_limits(load_settings())
+    if as_json:
+        print_json(rows)
+    else:
+        render_limits(Console(), rows)
+
+
+@app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""
     from worker.db import migrate as do_migrate
@@ -215,21 +228,54 @@ def sandbox(
     latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
     hang_s: Annotated[float, typer.Option(help="How long 'hang' scenarios hang.")] = 10.0,
     retry_after_s: Annotated[int, typer.Option(help="Retry-After sent on rate limits.")] = 1,
+    rate_limit: Annotated[float | None, typer.Option(help="Enforced requests/s per integration.")] = None,
+    celper_rate_limit: Annotated[int, typer.Option(help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
 ) -> None:
-    """Run the local provider sandbox (Kombo wire format, scripted by job id)."""
+    """Run the local provider sandbox (Kombo, StackOne and Celper wire formats, scripted by job id)."""
     from worker.sandbox import SandboxConfig, serve
 
-    serve(SandboxConfig(latency_ms=latency_ms, hang_s=hang_s, retry_after_s=retry_after_s), host, port)
+    config = SandboxConfig(
+        latency_ms=latency_ms,
+        hang_s=hang_s,
+        retry_after_s=retry_after_s,
+        rate_limit_per_s=rate_limit,
+        celper_rate_limit=celper_rate_limit,
+    )
+    serve(config, host, port)
+
+
+@app.command()
+def api(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8800,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the HTTP API (POST /submissions, GET /submissions/ID, /openapi.json); needs APPLYQ_API_TOKENS."""
+    from worker.http_api import serve
+
+    settings = load_settings()
+    if not settings.api_tokens:
+        fail("APPLYQ_API_TOKENS is empty: set at least one bearer token (comma-separated)", EXIT_INVALID)
+    serve(settings, host, port)
 
 
 @app.command()
 def demo(
     timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long.")] = 180.0,
 ) -> None:
-    """Run ~50 scripted applications through a real worker and the sandbox; exit 0 if all went as scripted."""
+    """Run ~90 scripted applications through a real worker and the sandbox; exit 0 if all went as scripted."""
     from worker.demo import run_demo
 
     raise typer.Exit(run_demo(load_settings(), timeout_s=timeout_s))
+
+
+def _register_operator_commands() -> None:
+    """``parked list``, ``show``, ``requeue``, ``cancel``, ``stats``, ``purge``, ``flower``, ``metrics``."""
+    from worker.admin_cli import register
+
+    register(app)
+
+
+_register_operator_commands()
 
 
 def main() -> None:

@@ -95,11 +95,16 @@ def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: 
 
     configure_logging(settings.log_level)
     threads = concurrency or settings.worker_concurrency
-    runtime = build_runtime(settings, pool_size=threads)
-    app = create_celery(settings, resolve_broker_url(settings), runtime)
+    broker_url = resolve_broker_url(settings)
+    runtime = build_runtime(settings, pool_size=threads, broker_url=broker_url)
+    app = create_celery(settings, broker_url, runtime)
     stop = threading.Event()
     if with_dispatcher:
         _start_dispatcher_thread(settings, app, runtime.sessions, stop)
+    if settings.webhook_url is not None:
+        from worker.webhook_delivery import start_webhook_thread
+
+        start_webhook_thread(settings, runtime.sessions, stop)
     try:
         app.worker_main(
             ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}",
@@ -156,3 +161,29 @@ def get_health(settings: Settings, *, max_idle_s: float, max_dispatcher_silence_
             session, utcnow(), max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s
         )
     return {"ok": report.ok, "problems": report.problems, **report.facts}
+
+
+def get_limits(settings: Settings) -> list[dict[str, Any]]:
+    """Traffic-control state per limit key: configured limits, adaptive rate, cooldown, breaker, in flight."""
+    from worker.limiter import RedisLimiter, redis_client
+    from worker.limits import resolve_spec
+    from worker.tasks import resolve_broker_url
+
+    rows = RedisLimiter(redis_client(resolve_broker_url(settings))).snapshot()
+    for row in rows:
+        spec = resolve_spec(row["key"], settings.limit_specs)
+        row["rate_per_s"] = round(spec.rate_per_s, 3) if spec.rate_per_s else None
+        row["concurrency"] = spec.concurrency
+    return rows
+
+
+def render_limits(console: Console, rows: list[dict[str, Any]]) -> None:
+    """A table of limit keys."""
+    table = Table("limit key", "rate/s", "adaptive rate/s", "concurrency", "in flight", "cooldown s", "breaker",
+                  "backlog s")  # fmt: skip
+    for r in rows:
+        table.add_row(
+            r["key"], _num(r["rate_per_s"]), _num(r["adaptive_rate_per_s"]), _num(r["concurrency"]),
+            str(r["in_flight"]), _num(r["cooldown_s"]), r["breaker"], _num(r["backlog_s"]),
+        )  # fmt: skip
+    console.print(table)

@@ -1,7 +1,8 @@
-"""``applyq demo``: ~50 scripted applications through a real worker process and the sandbox."""
+"""``applyq demo``: ~90 scripted applications to all three providers through a real worker process and the sandbox."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -19,8 +20,9 @@ from worker.enqueue import enqueue
 from worker.harness import Proc, free_port, spawn, wait_http
 from worker.models import Submission
 from worker.pipeline import utcnow
+from worker.sandbox.config import SandboxConfig
 from worker.schemas import SubmissionIn
-from worker.states import FINAL_STATUSES, Status
+from worker.states import FINAL_STATUSES, Provider, Status
 
 __all__ = ["SCRIPT", "Scripted", "run_demo"]
 
@@ -37,6 +39,16 @@ class Scripted:
     code: str | None = None
     reason: str | None = None
     email_domain: str = "example.com"
+    provider: Provider = Provider.KOMBO
+    #: StackOne account; a prefix names the ATS (``lever:``) for its quirks. Kombo rows get an integration
+    #: per scenario (like different employers), so one row's scripted 429s cool down only its own integration.
+    integration_id: str | None = None
+
+    def integration(self) -> str | None:
+        """The integration id the demo submits with."""
+        if self.provider is Provider.KOMBO:
+            return self.integration_id or f"greenhouse:demo-{self.scenario}"
+        return self.integration_id
 
 
 S, P, T = Status.SUCCEEDED, Status.PARKED, Status.TERMINAL
@@ -62,11 +74,46 @@ SCRIPT: tuple[Scripted, ...] = (
     Scripted("ratelimit99", 1, P, "PLATFORM.RATE_LIMIT_EXCEEDED", "retries_exhausted"),
     Scripted("closed", 3, T, "ATS.JOB_CLOSED", "job_closed"),
     Scripted("applied", 3, T, "ATS.APPLICATION_ALREADY_EXISTS", "already_applied"),
+    *(
+        dataclasses.replace(row, provider=Provider.STACKONE, integration_id=account)
+        for account, row in (
+            ("demo-account", Scripted("ok", 4, S, reason="created")),
+            ("demo-account-throttled", Scripted("ratelimit1", 2, S, reason="created")),
+            ("demo-account", Scripted("unavailable1", 2, S, reason="created")),
+            ("demo-account", Scripted("truncated1", 1, S, reason="created")),
+            ("demo-account", Scripted("hang1", 1, S, reason="created")),
+            ("demo-account", Scripted("timedout1", 1, S, reason="reconciled")),
+            ("demo-account", Scripted("badinput", 1, P, "HTTP_400", "invalid_input")),
+            ("demo-account", Scripted("ok", 1, P, "HTTP_422", "invalid_input", email_domain="invalid.example")),
+            ("demo-account", Scripted("reauth", 1, P, "HTTP_401", "reauthentication_required")),
+            ("lever:demo-account", Scripted("permission", 1, P, "HTTP_403", "account_settings")),
+            ("teamtailor:demo-account", Scripted("unknowncode", 1, P, "HTTP_501", "permission_missing")),
+            ("demo-account", Scripted("applied", 2, T, "HTTP_409", "already_applied")),
+        )
+    ),
+    *(
+        dataclasses.replace(row, provider=Provider.CELPER, integration_id=None)
+        for row in (
+            Scripted("ok", 4, S, reason="created"),
+            Scripted("ratelimit1", 2, S, reason="created"),
+            Scripted("unavailable2", 2, S, reason="created"),
+            Scripted("slowcreate1", 1, S, reason="created"),
+            Scripted("timedout1", 1, S, reason="reconciled"),
+            Scripted("unavailable3", 1, P, "INTERNAL_ERROR", "retries_exhausted"),
+            Scripted("ok", 1, P, "VALIDATION_ERROR", "invalid_input", email_domain="invalid.example"),
+            Scripted("permission", 1, P, "SCOPE_INSUFFICIENT", "configuration"),
+            Scripted("unknowncode", 1, P, "CANDIDATE_LOCKED", "unknown_code"),
+            Scripted("closed", 1, T, "NOT_FOUND", "job_not_found"),
+            Scripted("applied", 2, T, "DUPLICATE_CANDIDATE", "already_applied"),
+        )
+    ),
 )
 
 #: Short timings so the whole demo takes well under a minute.
 DEMO_ENV = {
     "APPLYQ_KOMBO_API_KEY": SANDBOX_KEY,
+    "APPLYQ_STACKONE_API_KEY": SandboxConfig.stackone_api_key,
+    "APPLYQ_CELPER_API_KEY": SandboxConfig.celper_api_key,
     "APPLYQ_HTTP_TIMEOUT_S": "1.5",
     "APPLYQ_BACKOFF_BASE_S": "0.5",
     "APPLYQ_BACKOFF_MAX_S": "4",
@@ -75,6 +122,8 @@ DEMO_ENV = {
     "APPLYQ_LEASE_MARGIN_S": "5",
     "APPLYQ_WORKER_CONCURRENCY": "16",
     "APPLYQ_DISPATCH_INTERVAL_S": "0.2",
+    # The sandbox is not bound by Celper's production limit of 20 writes a minute.
+    "APPLYQ_RATE_LIMITS": '{"celper:*": "20/s"}',
 }
 
 _FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Niklaus")
@@ -88,8 +137,8 @@ def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
         first, last = _FIRST[n % len(_FIRST)], _LAST[n % len(_LAST)]
         submission = SubmissionIn.model_validate(
             {
-                "provider": "kombo",
-                "integration_id": "greenhouse:demo-integration",
+                "provider": script.provider.value,
+                "integration_id": script.integration(),
                 "job_id": f"{script.scenario}--job-{n}",
                 "idempotency_key": f"demo-{run_id}-{n}",
                 "candidate": {
@@ -122,10 +171,13 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         **DEMO_ENV,
         "APPLYQ_BROKER_URL": broker_url,
         "APPLYQ_KOMBO_BASE_URL": f"http://127.0.0.1:{port}",
+        "APPLYQ_STACKONE_BASE_URL": f"http://127.0.0.1:{port}",
+        "APPLYQ_CELPER_BASE_URL": f"http://127.0.0.1:{port}/v1",
         "APPLYQ_DATABASE_URL": settings.database_url,
     }
+    sandbox_args = ["--port", str(port), "--hang-s", "3", "--celper-rate-limit", "1000"]
     procs: list[Proc] = [
-        spawn(["sandbox", "--port", str(port), "--hang-s", "3"], env, logs / "demo-sandbox.log"),
+        spawn(["sandbox", *sandbox_args], env, logs / "demo-sandbox.log"),
         spawn(["worker", "--hostname", f"demo-{port}@%h"], env, logs / "demo-worker.log"),
     ]
     try:
@@ -168,7 +220,7 @@ def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: f
 
 
 def _report(console: Console, scripts: list[Scripted], rows: list[Submission], elapsed: float) -> bool:
-    table = Table("#", "scenario", "status", "final code", "reason", "attempts", "time s", "as scripted")
+    table = Table("#", "provider", "scenario", "status", "final code", "reason", "attempts", "time s", "as scripted")
     good = 0
     for n, (script, row) in enumerate(zip(scripts, rows, strict=True), start=1):
         expected = row.status == script.status.value and (script.code is None or row.outcome_code == script.code)
@@ -176,7 +228,7 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
         good += expected
         took = ((row.finished_at or row.updated_at) - row.created_at).total_seconds()
         table.add_row(
-            str(n), script.scenario + ("@invalid.example" if script.email_domain != "example.com" else ""),
+            str(n), script.provider.value, _scenario_label(script),
             _styled(row.status), row.outcome_code or "", row.outcome_reason or "",
             str(row.attempt_count), f"{took:.1f}", "[green]yes[/green]" if expected else "[red]NO[/red]",
         )  # fmt: skip
@@ -195,6 +247,12 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
         "To watch tasks live in Flower, see 'Operating applyq' in the README."
     )
     return good == len(rows)
+
+
+def _scenario_label(script: Scripted) -> str:
+    ats, _, _ = (script.integration_id or "").rpartition(":")
+    label = f"{ats}:{script.scenario}" if ats and script.provider is Provider.STACKONE else script.scenario
+    return label + ("@invalid.example" if script.email_domain != "example.com" else "")
 
 
 def _styled(status: str) -> str:

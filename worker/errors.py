@@ -4,11 +4,12 @@
   - InvalidSubmission: the input failed validation; nothing was stored
   - IdempotencyConflict: a key was reused with a different payload; nothing was stored
   - SubmissionNotFound: no submission has that id or idempotency key
+  - InvalidInput: an operator's input (a duration, a time, a ``--set`` edit, a setting) is malformed
 """
 
 from __future__ import annotations
 
-__all__ = ["ApplyqError", "IdempotencyConflict", "InvalidSubmission", "SubmissionNotFound"]
+__all__ = ["ApplyqError", "IdempotencyConflict", "InvalidInput", "InvalidSubmission", "SubmissionNotFound"]
 
 
 class ApplyqError(Exception):
@@ -33,3 +34,7 @@ class IdempotencyConflict(ApplyqError):
 
 class SubmissionNotFound(ApplyqError):
     """No submission has the given id or idempotency key."""
+
+
+class InvalidInput(ApplyqError):
+    """An operator's input (a duration, a time, a ``--set`` edit, a setting) is malformed."""

@@ -185,21 +185,24 @@ if signal == 'success' then
   redis.call('ZADD', p .. 'ok', now, token)
   redis.call('ZREMRANGEBYSCORE', p .. 'ok', '-inf', now - 60)
   redis.call('EXPIRE', p .. 'ok', 120)
-  if adaptive then
-    if redis.call('GET', p .. 'learned') then rate = rate + 0.01 else rate = rate * 1.05 end
+  -- grow only while traffic actually presses on the current rate (no inflation while idle)
+  if adaptive and redis.call('ZCOUNT', p .. 'ok', now - 1, now) >= 0.5 * rate then
+    if redis.call('GET', p .. 'learned') then rate = rate + 0.002 else rate = rate * 1.05 end
     redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
   end
 elseif signal == 'rate_limited' then
   local wait = retry_after
   if wait <= 0 then wait = 1 end
   cooldown(now + wait)
+  -- what got through just before the 429 is about the limit, if we were sending near our own pace;
+  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough
   if adaptive then
     local window = math.max(1, math.min(60, wait))
-    local seen = redis.call('ZCOUNT', p .. 'ok', now - window, now)
-    local estimate = rate * 0.5
-    if seen > 0 then estimate = math.min(rate * 0.9, 0.95 * seen / window) end
-    redis.call('SET', p .. 'rate', tostring(math.max(min_rate, estimate)), 'EX', 86400)
-    redis.call('SET', p .. 'learned', '1', 'EX', 86400)
+    local observed = redis.call('ZCOUNT', p .. 'ok', now - window, now) / window
+    if observed >= 0.5 * rate then
+      redis.call('SET', p .. 'rate', tostring(math.max(min_rate, math.min(rate * 0.9, 0.95 * observed))), 'EX', 86400)
+      redis.call('SET', p .. 'learned', '1', 'EX', 86400)
+    end
   end
 elseif signal == 'unavailable' then
   local fails = redis.call('HINCRBY', p .. 'brk', 'fails', 1)
@@ -218,8 +221,10 @@ return 1
 class AdaptiveParams:
     """Tuning of the adaptive rate and the circuit breaker."""
 
-    initial_rate: float = 10.0
-    min_rate: float = 0.2
+    #: optimistic on purpose: reservations made at a pace that is too fast are voided by the first 429
+    #: (which bumps the generation); reservations made too slowly could only be honoured, never sped up
+    initial_rate: float = 50.0
+    min_rate: float = 1.0
     max_rate: float = 500.0
     #: a reservation this close is not worth a deferral: send now
     burst_s: float = 0.05

@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from worker.states import Status
 
-__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime"]
+__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime", "WebhookEvent"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -168,3 +168,26 @@ class Heartbeat(Base):
     kind: Mapped[str] = mapped_column(sa.String(32))
     beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(Base):
+    """An outcome event for the job board, recorded with the final state change and delivered from here."""
+
+    __tablename__ = "applyq_webhook_event"
+    __table_args__ = (sa.Index("ix_applyq_webhook_event_due", "status", "next_attempt_at"),)
+
+    #: The event id receivers deduplicate on; the same on every delivery attempt.
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=_new_id)
+    submission_id: Mapped[str] = mapped_column(sa.ForeignKey("applyq_submission.id", ondelete="CASCADE"), index=True)
+    #: The JSON body sent, fixed when the event is recorded.
+    payload: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    #: pending, delivered, expired
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    #: When the next delivery is due; while one runs, when its lease expires.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(sa.String(36))
+    last_http_status: Mapped[int | None] = mapped_column(sa.Integer)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
+from worker.limiter import Gate, Hints, Signal, Wait
 from worker.models import Submission
 from worker.policy import AttemptContext, Verdict, decide
 from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Provider
-from worker.store import Claim, claim, finish
+from worker.store import Claim, claim, defer, finish, peek_due
+from worker.traffic import Traffic, hints_for, signal_for
 
 __all__ = ["Outcome", "Runtime", "process_submission", "utcnow"]
 
@@ -43,6 +46,9 @@ class Runtime:
     rand: Callable[[], float] = field(default=random.random)
     #: called whenever a message is consumed, for ``applyq health``
     heartbeat: Callable[[], None] = lambda: None
+    #: shared rate/concurrency limits, cooldowns and circuit breakers (unlimited by default)
+    traffic: Traffic = field(default_factory=Traffic)
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +65,42 @@ class Outcome:
 
 
 def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
-    """Run one attempt if the submission is due and free; a stale or duplicate message does nothing."""
+    """Run one attempt if the submission is due, free and within its provider's limits.
+
+    A stale or duplicate message does nothing; a submission its integration's limits hold back is
+    deferred in the database without an attempt, so waiting never occupies a worker.
+    """
     runtime.heartbeat()
+    with runtime.sessions() as session:
+        due = peek_due(session, submission_id, runtime.clock())
+    if due is None:
+        log.debug("skip %s: not due, leased elsewhere or final", submission_id)
+        return Outcome("skipped")
+    provider = Provider(due.provider)
+    key = runtime.traffic.key(provider, due.integration_id)
+    spec = runtime.traffic.spec(key)
+    gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+    if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
+        runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
+        gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+    if not gate.go:
+        return _defer(runtime, submission_id, key, gate)
+    signal, hints = Signal.NOT_SENT, Hints()
+    try:
+        outcome, answer = _attempt(runtime, submission_id)
+        if answer is not None:
+            signal, hints = signal_for(provider, due.integration_id, answer), hints_for(answer)
+        return outcome
+    finally:
+        runtime.traffic.limiter.observe(key, spec, gate, signal, hints)
+
+
+def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None]:
+    """Claim, deliver, decide, record; ``None`` for the answer if the claim was lost to another worker."""
     with runtime.sessions() as session:
         lease = claim(session, submission_id, runtime.clock(), runtime.settings.lease_s)
         if lease is None:
-            log.debug("skip %s: not due, leased elsewhere or final", submission_id)
-            return Outcome("skipped")
+            return Outcome("skipped"), None
         delivery, provider = _delivery(session, lease)
     answer, latency_ms = runtime.adapters[provider].deliver(delivery)
     now = runtime.clock()
@@ -74,7 +109,20 @@ def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
         kept = finish(session, lease, answer, verdict, latency_ms, now)
     _log(delivery, provider, lease, answer, verdict, kept)
     code = None if isinstance(answer, Accepted) else answer.label
-    return Outcome(verdict.decision.value, code, verdict.status.value)
+    return Outcome(verdict.decision.value, code, verdict.status.value), answer
+
+
+def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
+    """Put the submission back in the database until the limiter's wait is over (plus a little jitter)."""
+    now = runtime.clock()
+    jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(1.0, gate.wait_s)
+    until = now + timedelta(seconds=gate.wait_s + jitter)
+    with runtime.sessions() as session:
+        deferred = defer(session, submission_id, now, until)
+    if deferred and gate.verdict is not Wait.RESERVED:
+        extra = {"submission_id": submission_id, "limit_key": key, "wait": gate.verdict.value}
+        log.info("submission deferred", extra={**extra, "delay_s": round(gate.wait_s, 3)})
+    return Outcome("deferred", gate.verdict.value)
 
 
 def _delivery(session: Session, lease: Claim) -> tuple[Delivery, Provider]:

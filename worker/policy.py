@@ -84,7 +84,7 @@ def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Sett
             Decision.PARK,
             Status.PARKED,
             "retries_exhausted",
-            f"Gave up after {ctx.attempt} attempts ({rule.reason}). {_EXHAUSTED}",
+            f"Gave up after {ctx.attempt} attempts ({rule.reason}). {rule.remediation or _EXHAUSTED}",
             unknown_outcome=rule.unknown_outcome,
         )
     return Verdict(

@@ -3,7 +3,10 @@
 Lookup order, most specific first:
 1. the provider's error code (Kombo ``error.code``, Celper ``error``), when there is one;
 2. a transport failure (timeout, connection lost, never connected);
-3. the HTTP status (only when there is no code), then the status class (4xx, 5xx);
+3. the HTTP status (only when there is no code; StackOne has none):
+   a. an ATS quirk: what a status means for the ATS the integration id names (``greenhouse:…``);
+   b. for a status a unified API relays, the ATS's own status (StackOne ``provider_errors[].status``);
+   c. the status, then its class (2xx, 4xx, 5xx);
 4. an unknown code is parked, never retried blindly and never a crash.
 """
 
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from worker.providers.base import ErrorKind, ProviderError
 from worker.states import Decision, Provider
 
-__all__ = ["ROUTES", "ProviderRoutes", "Rule", "route"]
+__all__ = ["ROUTES", "ProviderRoutes", "Rule", "ats_name", "route", "upstream_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class Rule:
     decision: Decision
     #: short machine-readable reason, stored as ``outcome_reason`` and used in logs
     reason: str
-    #: operator-facing "what to do", shown by ``applyq status``
+    #: operator-facing "what to do", shown by ``applyq status`` (for a retry rule: once retries are exhausted)
     remediation: str = ""
     #: the request may have reached the provider although the answer is not trustworthy
     unknown_outcome: bool = False
@@ -59,6 +62,12 @@ class ProviderRoutes:
     statuses: Mapping[int, Rule]
     unknown_code: Rule
     transport: Mapping[ErrorKind, Rule] = field(default_factory=dict)
+    #: (ATS, HTTP status) → rule: what a status means for one ATS (named by the integration id's prefix)
+    quirks: Mapping[tuple[str, int], Rule] = field(default_factory=dict)
+    #: statuses under which the ATS's own status (``provider_errors[].status``) says more than ours
+    relayed: frozenset[int] = frozenset()
+    #: the ATS's own status → rule, for a ``relayed`` status
+    upstream: Mapping[int, Rule] = field(default_factory=dict)
 
 
 _FIX_INPUT = "Fix the payload (see the message), then: applyq requeue ID --set FIELD=VALUE"
@@ -137,6 +146,174 @@ KOMBO_CODES: Mapping[str, Rule] = {
     ),
 }
 
+#: What a status means for one ATS behind StackOne (StackOne's connector-errors guide and common quirks).
+ATS_QUIRKS: Mapping[tuple[str, int], Rule] = {
+    ("greenhouse", 404): _park(
+        "reauthentication_required",
+        "Greenhouse answers 404 on writes when the on-behalf-of user chosen at account linking is invalid: "
+        "ask the customer to re-authenticate the Greenhouse account (StackOne's Greenhouse guide), then requeue.",
+    ),
+    ("teamtailor", 501): _park(
+        "permission_missing",
+        "Teamtailor answers 501 when its API key lacks permissions: ask the customer to re-authenticate "
+        "with a key that has them (StackOne's Teamtailor guide), then requeue.",
+    ),
+    ("lever", 403): _park(
+        "account_settings",
+        "Lever's account settings block this operation: ask the customer to contact a Lever super admin "
+        "to update the API settings, then requeue.",
+    ),
+    ("lever", 500): _retry(
+        "provider_error",
+        unknown_outcome=True,
+        max_attempts=3,
+        remediation="Lever or StackOne failed repeatedly: contact StackOne support with the attempts' times, "
+        "then requeue.",
+    ),
+}
+
+_STACKONE_FIX_INPUT = (
+    "Fix the payload: see provider_errors on the attempt (the ATS's own answer), then: "
+    "applyq requeue ID --set FIELD=VALUE"
+)
+_STACKONE_REAUTH = (
+    "The ATS refused the linked account (credentials or permissions): ask the customer to re-authenticate "
+    "the account in StackOne with the permissions to create applications, then requeue."
+)
+_STACKONE_SUPPORT = (
+    "StackOne failed repeatedly: check status.stackone.com, else contact StackOne support; then requeue."
+)
+
+#: The ATS's own status, read from ``provider_errors[].status`` under a relayed StackOne status.
+STACKONE_UPSTREAM: Mapping[int, Rule] = {
+    400: _park("invalid_input", _STACKONE_FIX_INPUT),
+    401: _park("reauthentication_required", _STACKONE_REAUTH),
+    403: _park("reauthentication_required", _STACKONE_REAUTH),
+    404: _park("not_found", "The ATS does not know the job: check job_id with the customer, then requeue."),
+    408: _retry("timeout", unknown_outcome=True),
+    409: _terminal("already_applied", "The candidate already applied to this job.", reconcile=True),
+    422: _park("invalid_input", _STACKONE_FIX_INPUT),
+    429: _retry("rate_limited"),
+    500: _retry("provider_error", unknown_outcome=True, max_attempts=3, remediation=_STACKONE_SUPPORT),
+    502: _retry("bad_gateway", unknown_outcome=True),
+    503: _retry("unavailable"),
+    504: _retry("gateway_timeout", unknown_outcome=True),
+}
+
+#: StackOne has no fine codes: the HTTP status decides (every status of the create-application spec).
+_UNREADABLE_SUCCESS = (
+    "The provider answered success in a form applyq cannot read: check in the ATS whether the application "
+    "exists; if not, requeue."
+)
+
+STACKONE_STATUSES: Mapping[int, Rule] = {
+    200: _retry("unreadable_success", unknown_outcome=True, max_attempts=3, remediation=_UNREADABLE_SUCCESS),
+    400: _park("invalid_input", _STACKONE_FIX_INPUT),
+    401: _park("configuration", "APPLYQ_STACKONE_API_KEY is missing, invalid or expired: rotate it, then requeue."),
+    403: _park(
+        "reauthentication_required",
+        "Forbidden: ask the customer to re-authenticate the linked account with the permissions to create "
+        "applications; if provider_errors is empty, check the StackOne API key's scopes. Then requeue.",
+    ),
+    404: _park(
+        "not_found",
+        "Not found: check job_id and the account id (x-account-id); for Greenhouse, ask the customer to "
+        "re-authenticate (invalid on-behalf-of user). Then requeue.",
+    ),
+    408: _retry("timeout", unknown_outcome=True),
+    409: _terminal("already_applied", "The application already exists in the ATS; nothing to retry.", reconcile=True),
+    412: _park(
+        "account_disabled",
+        "The linked account is disabled, suspended or expired: ask the customer to enable or re-link it in "
+        "StackOne, then requeue.",
+    ),
+    422: _park("invalid_input", _STACKONE_FIX_INPUT),
+    429: _retry("rate_limited"),
+    500: _retry("provider_error", unknown_outcome=True, max_attempts=3, remediation=_STACKONE_SUPPORT),
+    501: _park(
+        "not_supported",
+        "StackOne does not implement this for the ATS (Teamtailor also answers 501 for missing permissions): "
+        "check with StackOne, or ask the customer to re-authenticate; then requeue.",
+    ),
+    502: _retry("bad_gateway", unknown_outcome=True),
+    503: _retry("unavailable"),
+    504: _retry("gateway_timeout", unknown_outcome=True),
+}
+
+_CELPER_KEY = "APPLYQ_CELPER_API_KEY"
+_CELPER_SUPPORT = "Celper failed 3 times: check with Celper support (quote the requestId), then requeue."
+_CELPER_STATE = (
+    "Celper reported a state conflict that does not apply to importing a candidate: check the candidate in "
+    "Celper (the import may already be done), then requeue or cancel."
+)
+
+#: Every code of Celper's error table (seed 001) plus INTERNAL_ERROR; four conflicts share HTTP 409.
+CELPER_CODES: Mapping[str, Rule] = {
+    "UNAUTHORIZED": _park(
+        "configuration", f"{_CELPER_KEY} is missing, invalid, revoked or expired: rotate it, then requeue."
+    ),
+    "IP_NOT_ALLOWED": _park(
+        "configuration", "Add this host's egress IP to the Celper API key's allow-list, then requeue."
+    ),
+    "SCOPE_INSUFFICIENT": _park(
+        "configuration", f"{_CELPER_KEY} lacks the 'write:candidates' scope: issue a key with it, then requeue."
+    ),
+    "FORBIDDEN": _park(
+        "configuration",
+        f"Celper denied the role, or {_CELPER_KEY}'s creator lost access: issue a new key from an owner or "
+        "admin, then requeue.",
+    ),
+    "API_DISABLED": _park(
+        "configuration", "API access is disabled for the company: enable it in the Celper dashboard, then requeue."
+    ),
+    "ACCOUNT_SUSPENDED": _park(
+        "configuration", "The Celper company account is suspended: contact Celper, then requeue."
+    ),
+    "RATE_LIMITED": _retry("rate_limited"),
+    "VALIDATION_ERROR": _park(
+        "invalid_input",
+        "Fix the payload: see the message and the field errors (details) on the attempt, then: "
+        "applyq requeue ID --set FIELD=VALUE",
+    ),
+    "INVALID_BODY": _park(
+        "invalid_body", "Celper could not parse applyq's JSON body: a bug in applyq; report it with the attempt."
+    ),
+    "NOT_FOUND": _terminal(
+        "job_not_found", "Celper has no such job position: check job_id (jobPositionId); nothing to retry."
+    ),
+    "DUPLICATE_CANDIDATE": _terminal(
+        "already_applied", "The candidate's email is already in this job position in Celper.", reconcile=True
+    ),
+    "INVALID_STATUS": _park("state_conflict", _CELPER_STATE),
+    "INVALID_STATUS_TRANSITION": _park("state_conflict", _CELPER_STATE),
+    "ANALYSIS_NOT_VIEWED": _park("state_conflict", _CELPER_STATE),
+    "ACTIVE_SESSION": _park("state_conflict", _CELPER_STATE),
+    "WEBHOOK_LIMIT_REACHED": _park(
+        "configuration", "Celper refused over its webhook limit (5): remove an unused webhook, then requeue."
+    ),
+    "IDEMPOTENCY_CONFLICT": _park(
+        "idempotency_conflict",
+        "Celper has seen this submission's Idempotency-Key with another body (the payload was edited with "
+        "requeue --set, or a bug in applyq). Celper forgets a key after 24 hours: requeue after that.",
+    ),
+    "INTERNAL_ERROR": _retry("provider_error", unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),
+}
+
+#: Celper's status fallback, when an answer is not in Celper's format; the vendor bounds 5xx to 3 attempts.
+CELPER_STATUSES: Mapping[int, Rule] = {
+    200: _retry("unreadable_success", unknown_outcome=True, max_attempts=3, remediation=_UNREADABLE_SUCCESS),
+    400: _park("rejected", _FIX_INPUT),
+    401: _park("configuration", f"{_CELPER_KEY} was refused: check it, then requeue."),
+    403: _park("configuration", f"Celper refused {_CELPER_KEY}: check its scopes and IP allow-list, then requeue."),
+    404: _park("configuration", "No Celper endpoint here: check APPLYQ_CELPER_BASE_URL, then requeue."),
+    409: _park("conflict", _CELPER_STATE),
+    429: _retry("rate_limited"),
+    500: _retry("provider_error", unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),
+    502: _retry("bad_gateway", unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),
+    503: _retry("unavailable", max_attempts=3, remediation=_CELPER_SUPPORT),
+    504: _retry("gateway_timeout", unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),
+}
+
 ROUTES: Mapping[Provider, ProviderRoutes] = {
     Provider.KOMBO: ProviderRoutes(
         codes=KOMBO_CODES,
@@ -144,6 +321,25 @@ ROUTES: Mapping[Provider, ProviderRoutes] = {
         unknown_code=_park(
             "unknown_code",
             "A code applyq does not know: open the log_url, then add it to worker/router.py.",
+        ),
+        transport=TRANSPORT_RULES,
+    ),
+    Provider.STACKONE: ProviderRoutes(
+        codes={},
+        statuses=STACKONE_STATUSES,
+        unknown_code=_park("unknown_code", "StackOne sends no codes; if you see this, report it."),
+        transport=TRANSPORT_RULES,
+        quirks=ATS_QUIRKS,
+        relayed=frozenset({400, 401, 403, 500, 502}),
+        upstream=STACKONE_UPSTREAM,
+    ),
+    Provider.CELPER: ProviderRoutes(
+        codes=CELPER_CODES,
+        statuses=CELPER_STATUSES,
+        unknown_code=_park(
+            "unknown_code",
+            "A Celper code applyq does not know: read the message (quote the requestId to Celper), "
+            "then add it to worker/router.py.",
         ),
         transport=TRANSPORT_RULES,
     ),
@@ -162,5 +358,30 @@ def route(provider: Provider, error: ProviderError, integration_id: str | None =
     if error.kind in table.transport:
         return table.transport[error.kind]
     status = error.http_status or 0
+    upstream = upstream_status(error) if status in table.relayed else None
+    ats = ats_name(integration_id)
+    for seen in (upstream, status):
+        if ats is not None and seen is not None and (ats, seen) in table.quirks:
+            return table.quirks[(ats, seen)]
+    if upstream is not None and upstream in table.upstream:
+        return table.upstream[upstream]
     fallback = 200 if 200 <= status < 300 else 500 if status >= 500 else 400
     return table.statuses.get(status, table.statuses[fallback])
+
+
+def ats_name(integration_id: str | None) -> str | None:
+    """The ATS an integration id names by its prefix (``greenhouse:abc`` → ``greenhouse``), if any."""
+    prefix, separator, _ = (integration_id or "").partition(":")
+    if not separator:
+        return None
+    return prefix.strip().lower() or None
+
+
+def upstream_status(error: ProviderError) -> int | None:
+    """The first ATS status in ``details["provider_errors"]`` (StackOne), if there is one."""
+    entries = (error.details or {}).get("provider_errors")
+    for entry in entries if isinstance(entries, list) else []:
+        status = entry.get("status") if isinstance(entry, dict) else None
+        if isinstance(status, int | float) and not isinstance(status, bool):
+            return int(status)
+    return None

@@ -24,6 +24,8 @@ from worker.states import Provider
 __all__ = ["Attachment", "Candidate", "SubmissionIn", "format_validation_error"]
 
 _NAME = Field(min_length=1, max_length=100)
+#: Celper's limit on ``cvText``.
+_CELPER_CV_MAX_BYTES = 100 * 1024
 
 
 class _Strict(BaseModel):
@@ -90,6 +92,24 @@ class SubmissionIn(_Strict):
                 raise ValueError("integration_id: must be empty for provider 'celper'")
         elif self.integration_id is None:
             raise ValueError(f"integration_id: is required for provider '{self.provider.value}'")
+        return self
+
+    @model_validator(mode="after")
+    def _cv_fits_provider(self) -> Self:
+        """StackOne uploads a CV only as base64 content; Celper takes it only as text (``cvText``, ≤ 100 KB)."""
+        cv = self.candidate.cv
+        if cv is None or self.provider is Provider.KOMBO:
+            return self
+        if cv.data is None:
+            raise ValueError(f"candidate.cv: provider '{self.provider.value}' needs the CV as base64 'data', not a url")
+        if self.provider is Provider.CELPER:
+            raw = base64.b64decode(cv.data)
+            if not cv.content_type.lower().startswith("text/") or len(raw) > _CELPER_CV_MAX_BYTES:
+                raise ValueError("candidate.cv: Celper takes the CV as text: content_type text/plain, at most 100 KB")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError("candidate.cv: Celper takes the CV as UTF-8 text") from exc
         return self
 
     def payload(self) -> dict[str, Any]:

@@ -22,17 +22,21 @@ from worker.policy import Verdict
 from worker.providers.base import Accepted, Answer
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Status
+from worker.webhooks import OUTCOME_STATUSES, record_outcome
 
 __all__ = [
     "Claim",
+    "Due",
     "Stored",
     "add_submissions",
     "claim",
+    "defer",
     "due_submission_ids",
     "find_submission",
     "finish",
     "list_submissions",
     "mark_published",
+    "peek_due",
     "provider_idempotency_key",
 ]
 
@@ -119,16 +123,47 @@ def find_submission(session: Session, id_or_key: str) -> Submission | None:
     return session.get(Submission, id_or_key) or _by_key(session, id_or_key)
 
 
-def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
-    """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
-    token = str(uuid.uuid4())
-    claimable = sa.or_(
+@dataclass(frozen=True, slots=True)
+class Due:
+    """Who a due submission will call: enough to ask the limiter before claiming it."""
+
+    provider: str
+    integration_id: str | None
+
+
+def peek_due(session: Session, submission_id: str, now: datetime) -> Due | None:
+    """The submission's provider and integration if it could be claimed now, else None (no lock)."""
+    row = session.execute(
+        sa.select(Submission.provider, Submission.integration_id).where(Submission.id == submission_id, _claimable(now))
+    ).one_or_none()
+    return None if row is None else Due(row.provider, row.integration_id)
+
+
+def defer(session: Session, submission_id: str, now: datetime, until: datetime) -> bool:
+    """Hold a due submission back until ``until`` without an attempt (the limiter said wait)."""
+    result = session.execute(
+        sa.update(Submission)
+        .where(Submission.id == submission_id, Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now)
+        .values(next_attempt_at=until, published_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(
         sa.and_(Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now),
         sa.and_(Submission.status == Status.IN_FLIGHT.value, Submission.lease_expires_at < now),
     )
+
+
+def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
+    """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
+    token = str(uuid.uuid4())
     result = session.execute(
         sa.update(Submission)
-        .where(Submission.id == submission_id, claimable)
+        .where(Submission.id == submission_id, _claimable(now))
         .values(
             status=Status.IN_FLIGHT.value,
             lease_token=token,
@@ -210,8 +245,11 @@ def finish(session: Session, lease: Claim, answer: Answer, verdict: Verdict, lat
         .values(**_submission_columns(answer, verdict, now))
         .execution_options(synchronize_session=False)
     )
+    kept = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if kept and verdict.status in OUTCOME_STATUSES:
+        record_outcome(session, lease.submission_id, now)  # the job board's webhook, in this transaction
     session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return kept
 
 
 def _answer_columns(answer: Answer) -> dict[str, object]:
@@ -260,13 +298,9 @@ def due_submission_ids(
 ) -> list[str]:
     """Submissions that are due (or whose lease expired) and not published recently; rows are locked."""
     stale = now - timedelta(seconds=republish_after_s)
-    due = sa.or_(
-        sa.and_(Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now),
-        sa.and_(Submission.status == Status.IN_FLIGHT.value, Submission.lease_expires_at < now),
-    )
     query = (
         sa.select(Submission.id)
-        .where(due, sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
+        .where(_claimable(now), sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
         .order_by(Submission.next_attempt_at)
         .limit(limit)
     )

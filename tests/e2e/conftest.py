@@ -24,16 +24,21 @@ from tests.conftest import require_service
 from worker.db import create_engine, create_session_factory, migrate
 from worker.harness import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.models import Submission
+from worker.sandbox import SandboxConfig
 from worker.states import FINAL_STATUSES
 
 PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("APPLYQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 KOMBO_KEY = "sandbox-kombo-key"
+STACKONE_KEY = SandboxConfig.stackone_api_key
+CELPER_KEY = SandboxConfig.celper_api_key
 FINAL = {s.value for s in FINAL_STATUSES}
 
 #: Short timings so retries happen within seconds.
 WORKER_ENV = {
     "APPLYQ_KOMBO_API_KEY": KOMBO_KEY,
+    "APPLYQ_STACKONE_API_KEY": STACKONE_KEY,
+    "APPLYQ_CELPER_API_KEY": CELPER_KEY,
     "APPLYQ_HTTP_TIMEOUT_S": "1",
     "APPLYQ_BACKOFF_BASE_S": "0.2",
     "APPLYQ_BACKOFF_MAX_S": "1",
@@ -135,6 +140,8 @@ def stack_env(pg_url: str, redis_url: str, sandbox_url: str) -> dict[str, str]:
         "APPLYQ_DATABASE_URL": pg_url,
         "APPLYQ_BROKER_URL": redis_url,
         "APPLYQ_KOMBO_BASE_URL": sandbox_url,
+        "APPLYQ_STACKONE_BASE_URL": sandbox_url,
+        "APPLYQ_CELPER_BASE_URL": f"{sandbox_url}/v1",
         # a queue of its own, so test sessions sharing this Redis never take each other's messages
         "APPLYQ_QUEUE": f"applyq-e2e-{uuid.uuid4().hex[:8]}",
     }
@@ -174,7 +181,8 @@ def kombo_submission(job_id: str, **overrides: Any) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:10]
     data: dict[str, Any] = {
         "provider": "kombo",
-        "integration_id": "greenhouse:e2e",
+        # an integration of its own: scripted 429s must not cool down other tests' submissions
+        "integration_id": f"greenhouse:e2e-{tag}",
         "job_id": f"{job_id}-{tag}",
         "idempotency_key": f"e2e-{tag}",
         "candidate": {"first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{tag}@example.com"},

@@ -114,7 +114,7 @@ def test_the_same_key_replays_and_a_different_payload_exits_3(stack: Stack) -> N
 def test_the_per_field_form_of_submit(stack: Stack) -> None:
     payload = kombo_submission("ok--job")
     result = stack.cli(
-        "submit", "--provider", "kombo", "--job-id", payload["job_id"], "--integration-id", "greenhouse:e2e",
+        "submit", "--provider", "kombo", "--job-id", payload["job_id"], "--integration-id", payload["integration_id"],
         "--idempotency-key", payload["idempotency_key"], "--candidate-json", json.dumps(payload["candidate"]),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

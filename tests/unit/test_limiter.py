@@ -126,3 +126,19 @@ def test_snapshot_shows_cooldowns_for_operators(client: redis.Redis, key: str) -
     limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=30))
     [row] = [r for r in limiter.snapshot() if r["key"] == key]
     assert row["cooldown_s"] > 29 and row["breaker"] == "closed"
+
+
+def test_a_429_under_light_traffic_cools_down_without_cutting_the_rate(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    spec = LimitSpec()
+    limiter.observe(key, spec, Gate(Wait.GO, token="one"), Signal.SUCCESS, Hints())
+    limiter.observe(key, spec, Gate(Wait.GO, token="x"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    assert client.get(f"applyq:lim:{key}:rate") is None  # still the initial 10/s
+    assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN
+
+
+def test_an_idle_integration_does_not_inflate_its_rate(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    for i in range(3):
+        limiter.observe(key, LimitSpec(), Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
+    assert client.get(f"applyq:lim:{key}:rate") is None

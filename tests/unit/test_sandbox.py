@@ -648,3 +648,14 @@ def test_serve_answers_over_a_socket_and_a_hang_outlasts_the_client_timeout(serv
         retried = client.post(url, json=candidate(), headers=HEADERS)
 
     assert retried.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_the_enforced_rate_limit_is_a_token_bucket_per_integration() -> None:
+    async with running(SandboxConfig(rate_limit_per_s=5)) as box:
+        answers = [await box.apply(f"ok--bucket-{n}", email=f"b{n}@example.com") for n in range(7)]
+        assert [r.status_code for r in answers] == [200] * 5 + [429] * 2
+        assert answers[-1].json()["error"]["code"] == "PLATFORM.RATE_LIMIT_EXCEEDED"
+        assert answers[-1].headers["retry-after"] == "1"
+        other = {**HEADERS, "X-Integration-Id": "lever:another"}
+        assert (await box.apply("ok--bucket-other", headers=other)).status_code == 200

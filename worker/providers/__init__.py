@@ -6,7 +6,9 @@ import httpx
 
 from worker.config import Settings
 from worker.providers.base import Accepted, Adapter, Answer, Delivery, ErrorKind, ProviderError
+from worker.providers.celper import CelperAdapter
 from worker.providers.kombo import KomboAdapter
+from worker.providers.stackone import StackOneAdapter
 from worker.states import Provider
 
 __all__ = [
@@ -37,4 +39,8 @@ def build_adapters(
 
     return {
         Provider.KOMBO: KomboAdapter(client(settings.kombo_base_url), settings.kombo_api_key.get_secret_value()),
+        Provider.STACKONE: StackOneAdapter(
+            client(settings.stackone_base_url), settings.stackone_api_key.get_secret_value()
+        ),
+        Provider.CELPER: CelperAdapter(client(settings.celper_base_url), settings.celper_api_key.get_secret_value()),
     }

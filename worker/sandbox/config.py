@@ -13,6 +13,12 @@ class SandboxConfig:
 
     #: The only bearer token the Kombo endpoint accepts.
     kombo_api_key: str = "sandbox-kombo-key"
+    #: The only API key the StackOne endpoint accepts (Basic auth user name, empty password).
+    stackone_api_key: str = "sandbox-stackone-key"
+    #: The only ``X-API-Key`` the Celper endpoint accepts (Celper's format: ``celp_`` + 32 hex digits).
+    celper_api_key: str = "celp_5a4db0c0ffee5a4db0c0ffee5a4db0c0"
+    #: The Celper budget reported in ``X-RateLimit-*`` (per 60 s; Celper's documented writes limit), not enforced.
+    celper_rate_limit: int = 20
     #: Delay before answering every provider request.
     latency_ms: float = 0
     #: How long a ``hang`` or ``slowcreate`` attempt stalls before it answers.
@@ -23,3 +29,6 @@ class SandboxConfig:
     seed: int = 0
     #: Refuse a second creation of the same application; ``False`` lets chaos tests count duplicates.
     dedupe: bool = True
+    #: Enforced requests per second per integration (a token bucket holding one second's worth); beyond it,
+    #: the provider's rate-limit answer with ``Retry-After``. ``None``: no limit.
+    rate_limit_per_s: float | None = None

@@ -151,6 +151,10 @@ class KomboProvider:
         self._api_key = config.kombo_api_key
         self._retry_after_s = config.retry_after_s
 
+    def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
+        """Kombo names the job in the path."""
+        return path_params.get("job_id")
+
     def integration_id(self, headers: Mapping[str, str]) -> str | None:
         """The ``X-Integration-Id`` header, if it is not blank."""
         return headers.get("x-integration-id", "").strip() or None

@@ -32,6 +32,8 @@ class Submission:
     last_name: str
     email: str
     body: Mapping[str, Any]
+    #: The request's ``Idempotency-Key``, for a provider that honours one.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class Exchange:
     log_url: str
     #: Requests in flight for the same integration, this one included.
     in_flight: int
+    #: The request's id in the log (the ``<uuid>`` of ``log_url``).
+    log_id: str = ""
 
 
 class Provider(Protocol):
@@ -49,8 +53,11 @@ class Provider(Protocol):
 
     #: Short name used in application keys and the request log (``kombo``).
     name: str
-    #: Starlette path templates of the create-application endpoint; each has a ``{job_id}``.
+    #: Starlette path templates of the create-application endpoint.
     paths: tuple[str, ...]
+
+    def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
+        """The job the request applies to, from the path or the body, if it names one."""
 
     def integration_id(self, headers: Mapping[str, str]) -> str | None:
         """The integration (account) the request acts for, if it names one."""

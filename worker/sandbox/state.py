@@ -93,12 +93,15 @@ class SandboxState:
             self._rng = random.Random(self._seed)
             self._attempts: Counter[ApplicationKey] = Counter()
             self._applications: dict[ApplicationKey, Application] = {}
+            self._idempotent: dict[tuple[str, str], Any] = {}
+            self._creations: Counter[ApplicationKey] = Counter()
             self._created = 0
             self._duplicates = 0
             self._in_flight: Counter[tuple[str, str]] = Counter()
             self._log: deque[RequestRecord] = deque(maxlen=MAX_LOGGED_REQUESTS)
             self._by_status: Counter[int] = Counter()
             self._received = 0
+            self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
 
     def new_uuid(self) -> str:
         """A fresh random UUID, reproducible from the seed."""
@@ -119,6 +122,7 @@ class SandboxState:
                 return None
             self._created += 1
             self._duplicates += exists
+            self._creations[key] += 1
             application = Application(self._token(), str(self._created), self._token(), datetime.now(UTC))
             self._applications[key] = application
             return application
@@ -135,6 +139,16 @@ class SandboxState:
         finally:
             with self._lock:
                 self._in_flight[slot] = max(0, self._in_flight[slot] - 1)
+
+    def recall(self, provider: str, idempotency_key: str) -> Any | None:
+        """What a provider remembered for an idempotency key (e.g. the answer to replay), if anything."""
+        with self._lock:
+            return self._idempotent.get((provider, idempotency_key))
+
+    def remember(self, provider: str, idempotency_key: str, value: Any) -> None:
+        """Remember ``value`` for an idempotency key until ``reset``."""
+        with self._lock:
+            self._idempotent[(provider, idempotency_key)] = value
 
     def log_request(self, record: RequestRecord) -> None:
         """Remember a request on arrival (the log keeps the last ``MAX_LOGGED_REQUESTS``)."""
@@ -167,6 +181,24 @@ class SandboxState:
                 "duplicate_creations": self._duplicates,
                 "by_status": {str(status): n for status, n in sorted(self._by_status.items())},
             }
+
+    def take_token(self, slot: tuple[str, str], rate: float, now: float) -> bool:
+        """Spend one token of the slot's bucket (capacity: one second's worth); False if it is empty."""
+        capacity = max(1.0, rate)
+        with self._lock:
+            tokens, since = self._buckets.get(slot, (capacity, now))
+            tokens = min(capacity, tokens + (now - since) * rate)
+            allowed = tokens >= 1.0
+            self._buckets[slot] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed
+
+    def applications(self) -> list[dict[str, Any]]:
+        """Every application held, with how many times it was created (more than once = a duplicate)."""
+        with self._lock:
+            return [
+                {"provider": p, "integration_id": i, "job_id": j, "email": e, "creations": n}
+                for (p, i, j, e), n in self._creations.items()
+            ]
 
     def _token(self) -> str:
         """A fresh Kombo-style id (24 base58 characters); the caller holds the lock."""

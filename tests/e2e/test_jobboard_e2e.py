@@ -1,0 +1,99 @@
+"""The example job board end to end: a candidate applies over HTTP and sees the outcome applyq reports back.
+
+Real processes: the board (``python -m examples.jobboard``), a worker whose webhooks go to the board, the
+sandbox, PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e.conftest import Proc, Stack, free_port, fresh_database, start_stack, wait_http
+
+pytestmark = pytest.mark.e2e
+
+OUTCOME = re.compile(r'<p id="outcome" data-status="([a-z_]+)">([^<]*)</p>')
+
+
+@pytest.fixture(scope="module")
+def board(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    tmp = tmp_path_factory.mktemp("jobboard")
+    port = free_port()
+    with fresh_database() as pg_url, start_stack(pg_url, redis_url, tmp, with_worker=False) as stack:
+        stack.env.update(
+            APPLYQ_WEBHOOK_URL=f"http://127.0.0.1:{port}/webhooks/applyq",
+            APPLYQ_WEBHOOK_SECRET="whsec-jobboard-e2e",
+            JOBBOARD_INTEGRATION_ID="greenhouse:jobboard-e2e",
+        )
+        start_board(stack, port)
+        stack.start_worker("jobboard-worker")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=10) as client:
+            yield client
+
+
+def start_board(stack: Stack, port: int) -> None:
+    log = stack.tmp / "jobboard.log"
+    popen = subprocess.Popen(
+        [sys.executable, "-m", "examples.jobboard", "--port", str(port)],
+        cwd=REPO, env=stack.env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    stack.procs.append(Proc(popen, log))
+    wait_http(f"http://127.0.0.1:{port}/")
+
+
+def apply(board: httpx.Client, job_id: str, email: str) -> str:
+    """Fill in the form as a candidate would; return the page the board redirects to."""
+    assert board.get(f"/jobs/{job_id}").status_code == 200
+    page = board.post(f"/jobs/{job_id}", data={"first_name": "Ada", "last_name": "Lovelace", "email": email})
+    assert page.status_code == 200, page.text
+    return str(page.url)
+
+
+def wait_outcome(board: httpx.Client, page_url: str, timeout_s: float = 30.0) -> tuple[str, str]:
+    """Reload the application page (as its refresh tag does) until it shows a final status."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = OUTCOME.search(board.get(page_url).text)
+        assert found, "no outcome paragraph on the page"
+        if found.group(1) != "sending":
+            return found.group(1), html.unescape(found.group(2))
+        time.sleep(0.2)
+    raise AssertionError(f"{page_url} still sending after {timeout_s}s")
+
+
+def test_a_candidate_sees_the_application_was_sent(board: httpx.Client) -> None:
+    assert "Backend Engineer" in board.get("/").text
+    page = apply(board, "ok--backend-engineer", "ada.sent@example.com")
+    assert wait_outcome(board, page) == ("succeeded", "Your application has been sent to the employer.")
+
+
+def test_a_rate_limited_ats_is_retried_and_the_candidate_sees_success(board: httpx.Client) -> None:
+    page = apply(board, "ratelimit1--data-analyst", "ada.retried@example.com")
+    assert wait_outcome(board, page) == ("succeeded", "Your application has been sent to the employer.")
+
+
+def test_a_candidate_learns_the_job_is_closed(board: httpx.Client) -> None:
+    page = apply(board, "closed--product-designer", "ada.closed@example.com")
+    assert wait_outcome(board, page) == ("terminal", "This job is closed.")
+
+
+def test_applying_twice_tells_the_candidate_they_already_applied(board: httpx.Client) -> None:
+    first = apply(board, "ok--backend-engineer", "ada.twice@example.com")
+    assert wait_outcome(board, first)[0] == "succeeded"
+    second = apply(board, "ok--backend-engineer", "ada.twice@example.com")
+    assert wait_outcome(board, second) == ("terminal", "You've already applied to this position.")
+
+
+def test_an_invalid_email_is_shown_on_the_form(board: httpx.Client) -> None:
+    answer = board.post("/jobs/ok--backend-engineer", data={"first_name": "A", "last_name": "L", "email": "nope"})
+    assert answer.status_code == 400
+    assert 'id="error"' in answer.text and "candidate.email" in answer.text

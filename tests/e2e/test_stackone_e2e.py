@@ -1,0 +1,139 @@
+"""StackOne end to end: the CLI enqueues, a real worker delivers to the sandbox's StackOne endpoint."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.conftest import SANDBOX_RETRY_AFTER_S, STACKONE_KEY, Stack
+from worker.models import Attempt
+
+pytestmark = pytest.mark.e2e
+
+
+def stackone_submission(job_id: str, account: str = "acc", **overrides: Any) -> dict[str, Any]:
+    """A unique StackOne submission for the sandbox scenario in ``job_id``, on an account of its own."""
+    tag = uuid.uuid4().hex[:10]
+    data: dict[str, Any] = {
+        "provider": "stackone",
+        "integration_id": f"{account}-{tag}",
+        "job_id": f"{job_id}-{tag}",
+        "idempotency_key": f"e2e-so-{tag}",
+        "candidate": {"first_name": "Ada", "last_name": "Lovelace", "email": f"ada.{tag}@example.com"},
+    }
+    data.update(overrides)
+    return data
+
+
+def run(stack: Stack, payload: dict[str, Any]) -> dict[str, Any]:
+    submission_id = stack.submit(payload)
+    stack.wait_final(submission_id)
+    return stack.status(submission_id)
+
+
+def decisions(status: dict[str, Any]) -> list[str]:
+    return [a["decision"] for a in status["attempts"]]
+
+
+def test_success_sends_basic_auth_account_user_agent_and_the_cv(stack: Stack) -> None:
+    cv = {"name": "cv.pdf", "data": base64.b64encode(b"%PDF-1.4 cv").decode()}
+    payload = stackone_submission(
+        "ok--job", candidate={"first_name": "Ada", "last_name": "L", "email": "a@b.co", "cv": cv}
+    )
+
+    status = run(stack, payload)
+
+    assert (status["status"], decisions(status), status["attempts"][0]["http_status"]) == (
+        "succeeded",
+        ["success"],
+        201,
+    )
+    assert status["remote_id"]
+    [request] = stack.sandbox_requests(payload["job_id"])
+    assert request["provider"] == "stackone"
+    assert request["headers"]["authorization"] == "<redacted:ok>"
+    assert request["headers"]["x-account-id"] == payload["integration_id"]
+    assert request["headers"]["user-agent"].startswith("applyq/")
+    assert request["body"]["documents"][0]["content"] == cv["data"]
+
+
+def test_rate_limited_then_succeeds_never_before_retry_after(stack: Stack) -> None:
+    payload = stackone_submission("ratelimit1--job")
+
+    status = run(stack, payload)
+
+    assert (status["status"], decisions(status)) == ("succeeded", ["retry", "success"])
+    assert (status["attempts"][0]["error_code"], status["attempts"][0]["reason"]) == ("HTTP_429", "rate_limited")
+    first, second = stack.sandbox_requests(payload["job_id"])
+    assert second["received_at"] - first["received_at"] >= SANDBOX_RETRY_AFTER_S
+
+
+def test_the_ats_503_behind_a_bad_gateway_is_retried_until_success(stack: Stack) -> None:
+    status = run(stack, stackone_submission("unavailable2--job"))
+
+    assert (status["status"], decisions(status)) == ("succeeded", ["retry", "retry", "success"])
+    assert {a["reason"] for a in status["attempts"][:2]} == {"unavailable"}
+
+
+def test_a_408_after_the_write_landed_is_reconciled_by_the_409(stack: Stack) -> None:
+    status = run(stack, stackone_submission("timedout1--job"))
+
+    assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
+    assert [a["error_code"] for a in status["attempts"]] == ["HTTP_408", "HTTP_409"]
+    assert status["attempts"][0]["unknown_outcome"] is True
+
+
+@pytest.mark.parametrize(
+    ("job", "account", "code", "reason", "says"),
+    [
+        ("badinput--job", "acc", "HTTP_400", "invalid_input", "provider_errors"),
+        ("reauth--job", "acc", "HTTP_401", "reauthentication_required", "re-authenticate"),
+        ("permission--job", "lever:acc", "HTTP_403", "account_settings", "Lever super admin"),
+        ("unknowncode--job", "teamtailor:acc", "HTTP_501", "permission_missing", "Teamtailor"),
+    ],
+)
+def test_parked_for_a_human_with_what_to_do(
+    stack: Stack, job: str, account: str, code: str, reason: str, says: str
+) -> None:
+    status = run(stack, stackone_submission(job, account))
+
+    assert (status["status"], status["outcome_code"], status["outcome_reason"]) == ("parked", code, reason)
+    assert says in status["remediation"]
+
+
+def test_provider_errors_are_kept_on_the_attempt(stack: Stack) -> None:
+    payload = stackone_submission("ok--job")
+    payload["candidate"]["email"] = "ada@invalid.example"
+
+    status = run(stack, payload)
+
+    assert (status["status"], status["outcome_code"]) == ("parked", "HTTP_422")
+    with stack.sessions() as session:
+        details = session.scalar(sa.select(Attempt.details).where(Attempt.submission_id == status["id"]))
+    assert details is not None
+    [ats_error] = details["provider_errors"]
+    assert ats_error["status"] == 422 and "email" in ats_error["raw"]["message"]
+
+
+def test_already_exists_is_terminal(stack: Stack) -> None:
+    status = run(stack, stackone_submission("applied--job"))
+
+    assert (status["status"], status["outcome_code"], decisions(status)) == ("terminal", "HTTP_409", ["terminal"])
+    assert status["remediation"]
+
+
+def test_no_stackone_key_in_the_database_or_the_logs(stack: Stack) -> None:
+    stack.wait_final(stack.submit(stackone_submission("reauth--job")))
+    credentials = base64.b64encode(f"{STACKONE_KEY}:".encode()).decode()
+    with stack.sessions() as session:
+        dump = " ".join(
+            str(row)
+            for table in ("applyq_submission", "applyq_attempt")
+            for row in session.execute(sa.text(f"SELECT * FROM {table}"))
+        )
+    logs = " ".join(proc.output() for proc in stack.procs)
+    assert STACKONE_KEY not in dump + logs and credentials not in dump + logs

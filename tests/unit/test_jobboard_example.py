@@ -1,0 +1,108 @@
+"""The example job board in-process (SQLite, httpx.ASGITransport): apply in one transaction, signed webhooks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from examples.jobboard.app import JobBoard, create_app
+from examples.jobboard.models import Application, Base
+from tests.conftest import NOW, RecordingPublisher
+from worker.api import Applyq
+from worker.models import Submission
+from worker.webhooks import SIGNATURE_HEADER, encode_body, event_payload, sign
+
+SECRET = "whsec-example"
+FORM = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def board(sessions: sessionmaker[Session], publisher: RecordingPublisher) -> AsyncIterator[httpx.AsyncClient]:
+    engine = sessions.kw["bind"]
+    Base.metadata.create_all(engine)
+    app = create_app(JobBoard(Applyq(sessions, publisher), engine, SecretStr(SECRET), "greenhouse:example"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://board.test") as client:
+        yield client
+
+
+async def apply(board: httpx.AsyncClient, job: str, **form: str) -> httpx.Response:
+    return await board.post(f"/jobs/{job}", data={**FORM, **form})
+
+
+async def send_outcome(
+    board: httpx.AsyncClient, sessions: sessionmaker[Session], status: str, reason: str, *, minutes: int = 0
+) -> httpx.Response:
+    """What a worker would POST once the submission ended ``status`` for ``reason``."""
+    with sessions() as session:
+        row = session.scalars(sa.select(Submission)).one()
+        row.status, row.outcome_reason = status, reason
+        body = encode_body(event_payload(row, f"event-{status}-{minutes}", NOW + timedelta(minutes=minutes)))
+    header = sign(SECRET, body, int(time.time()))
+    return await board.post("/webhooks/applyq", content=body, headers={SIGNATURE_HEADER: header})
+
+
+def outcome(page: httpx.Response) -> tuple[str, bool]:
+    text = page.text
+    start = text.index('id="outcome"')
+    return text[text.index(">", start) + 1 : text.index("</p>", start)], 'http-equiv="refresh"' in text
+
+
+@pytest.mark.anyio
+async def test_applying_stores_the_application_and_the_submission_together(
+    board: httpx.AsyncClient, sessions: sessionmaker[Session], publisher: RecordingPublisher
+) -> None:
+    answer = await apply(board, "ok--backend-engineer")
+    assert answer.status_code == 303
+    page = await board.get(answer.headers["location"])
+    assert outcome(page) == ("Your application is being sent to the employer.", True)
+    with sessions() as session:
+        application = session.scalars(sa.select(Application)).one()
+        submission = session.get_one(Submission, application.submission_id)
+    assert submission.idempotency_key == f"jobboard-application-{application.id}"
+    assert submission.payload["metadata"] == {"application_id": application.id}
+    assert publisher.published == [submission.id]
+
+
+@pytest.mark.anyio
+async def test_an_invalid_application_stores_nothing(
+    board: httpx.AsyncClient, sessions: sessionmaker[Session], publisher: RecordingPublisher
+) -> None:
+    answer = await apply(board, "ok--backend-engineer", email="not-an-email")
+    assert answer.status_code == 400
+    assert "candidate.email" in answer.text
+    with sessions() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Application)) == 0
+        assert session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 0
+    assert publisher.published == []
+
+
+@pytest.mark.anyio
+async def test_a_signed_webhook_shows_the_outcome_once_and_in_order(
+    board: httpx.AsyncClient, sessions: sessionmaker[Session]
+) -> None:
+    page_url = (await apply(board, "closed--product-designer")).headers["location"]
+    assert (await send_outcome(board, sessions, "terminal", "job_closed", minutes=2)).status_code == 200
+    assert outcome(await board.get(page_url)) == ("This job is closed.", False)
+    assert (await send_outcome(board, sessions, "terminal", "job_closed", minutes=2)).status_code == 200  # again
+    assert (await send_outcome(board, sessions, "parked", "invalid_input", minutes=1)).status_code == 200  # older
+    assert outcome(await board.get(page_url)) == ("This job is closed.", False)
+
+
+@pytest.mark.anyio
+async def test_an_unsigned_or_forged_webhook_is_refused(board: httpx.AsyncClient) -> None:
+    body = b'{"id":"e1"}'
+    forged = sign("not-the-secret", body, int(time.time()))
+    assert (await board.post("/webhooks/applyq", content=body)).status_code == 400
+    assert (await board.post("/webhooks/applyq", content=body, headers={SIGNATURE_HEADER: forged})).status_code == 400

@@ -1,0 +1,203 @@
+"""StackOne: ``POST /unified/ats/applications`` with Basic auth (the API key as user name) and ``x-account-id``.
+
+Errors carry no fine code: the HTTP status is routed, refined by ``provider_errors[].status`` (the ATS's own
+status), which is kept on the attempt as ``details`` together with ``errorCode`` and ``data``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from typing import Any
+
+import httpx
+
+from worker.providers.base import (
+    USER_AGENT,
+    Accepted,
+    Adapter,
+    Answer,
+    Delivery,
+    ErrorKind,
+    ProviderError,
+    bad_response,
+    json_object,
+    kept_headers,
+    parse_retry_after,
+)
+from worker.schemas import Attachment
+from worker.states import Provider
+
+__all__ = ["DEFAULT_RETRY_AFTER_S", "StackOneAdapter", "provider_errors", "stackone_body"]
+
+#: StackOne's documented wait for 408 and 429 when no ``Retry-After`` came with them.
+DEFAULT_RETRY_AFTER_S = 60.0
+_DEFAULT_WAIT_STATUSES = (408, 429)
+
+#: ``FileFormatEnum`` values for the content types a CV usually has.
+_FILE_FORMATS = {
+    "application/pdf": "pdf",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.oasis.opendocument.text": "odt",
+    "application/rtf": "rtf",
+    "text/rtf": "rtf",
+    "text/plain": "txt",
+}
+
+#: Response headers of the ATS worth keeping from ``provider_errors[].headers``; others may carry secrets.
+_SAFE_HEADERS = frozenset({"content-type", "date", "retry-after", "x-request-id", "request-id"})
+_SAFE_HEADER_PREFIXES = ("x-ratelimit-", "ratelimit-")
+
+
+def _document(cv: Attachment) -> dict[str, Any]:
+    if cv.data is None:  # SubmissionIn refuses a URL CV for StackOne; this is the adapter's own guard
+        raise ValueError("StackOne takes the CV as base64 'data', not as a URL")
+    document: dict[str, Any] = {"name": cv.name, "content": cv.data, "category": {"value": "resume"}}
+    file_format = _FILE_FORMATS.get(cv.content_type.split(";")[0].strip().lower())
+    if file_format is not None:
+        document["file_format"] = {"value": file_format}
+    return document
+
+
+def stackone_body(delivery: Delivery) -> dict[str, Any]:
+    """The JSON body of StackOne's create-application request (``AtsCreateApplicationRequestDto``)."""
+    candidate = delivery.submission.candidate
+    person: dict[str, Any] = {
+        "first_name": candidate.first_name,
+        "last_name": candidate.last_name,
+        "email": str(candidate.email),
+    }
+    if candidate.phone:
+        person["phone_numbers"] = [{"phone": candidate.phone}]
+    body: dict[str, Any] = {"job_id": delivery.submission.job_id, "candidate": person}
+    if candidate.cv is not None:
+        body["documents"] = [_document(candidate.cv)]
+    return body
+
+
+class StackOneAdapter(Adapter):
+    """StackOne's unified ATS API."""
+
+    provider = Provider.STACKONE
+
+    def __init__(self, client: httpx.Client, api_key: str) -> None:
+        super().__init__(client, api_key)
+        self._credentials = base64.b64encode(f"{api_key}:".encode()).decode()
+
+    def build_request(self, delivery: Delivery) -> httpx.Request:
+        """POST the application on behalf of the linked account."""
+        return self._client.build_request(
+            "POST",
+            "unified/ats/applications",
+            json=stackone_body(delivery),
+            headers={
+                "Authorization": f"Basic {self._credentials}",
+                "x-account-id": delivery.submission.integration_id or "",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+        )
+
+    def parse(self, response: httpx.Response) -> Answer:
+        """Success is HTTP 201 with ``CreateResult``; an error body has ``statusCode`` and ``message``."""
+        body = json_object(response)
+        if 200 <= response.status_code < 300:
+            return _accepted(response, body)
+        if body is None or not isinstance(body.get("statusCode"), int | float) or "message" not in body:
+            return bad_response(response, "not a StackOne error body")
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is None and response.status_code in _DEFAULT_WAIT_STATUSES:
+            retry_after = DEFAULT_RETRY_AFTER_S
+        error_code = body.get("errorCode")
+        return ProviderError(
+            kind=ErrorKind.API_ERROR,
+            http_status=response.status_code,
+            title=error_code if isinstance(error_code, str) else None,
+            message=str(body.get("message") or "(no message)"),
+            request_id=response.headers.get("x-request-id"),
+            retry_after_s=retry_after,
+            details=_details(body),
+            headers=kept_headers(response),
+        )
+
+    def _redact(self, answer: Answer) -> Answer:
+        """Scrub the API key and its Basic credentials from the message, title and ``details``."""
+        if isinstance(answer, Accepted) or not self._api_key:
+            return answer
+        message, title, details = answer.message, answer.title, answer.details
+        for secret in (self._api_key, self._credentials):
+            message, title, details = _replace(message, secret), _replace(title, secret), _replace(details, secret)
+        return dataclasses.replace(answer, message=message, title=title, details=details)
+
+
+def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
+    data = body.get("data") if body is not None else None
+    if response.status_code != 201 or not isinstance(data, dict):
+        return bad_response(response, "not StackOne's 201 with a CreateResult")
+    return Accepted(
+        http_status=201,
+        application_id=_str_or_none(data.get("id")),
+        remote_id=_str_or_none(data.get("remote_id")),
+        request_id=response.headers.get("x-request-id"),
+        headers=kept_headers(response),
+    )
+
+
+def provider_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """``provider_errors`` of an error body, with query strings and unsafe headers removed."""
+    items = body.get("provider_errors")
+    if not isinstance(items, list):
+        return []
+    cleaned = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        entry = {key: item[key] for key in ("status", "url", "raw") if item.get(key) is not None}
+        if isinstance(entry.get("url"), str):
+            entry["url"] = entry["url"].split("?", 1)[0]
+        headers = _safe_headers(item.get("headers"))
+        if headers:
+            entry["headers"] = headers
+        cleaned.append(entry)
+    return cleaned
+
+
+def _details(body: dict[str, Any]) -> dict[str, Any] | None:
+    details: dict[str, Any] = {}
+    errors = provider_errors(body)
+    if errors:
+        details["provider_errors"] = errors
+    if isinstance(body.get("errorCode"), str):
+        details["errorCode"] = body["errorCode"]
+    data = body.get("data")
+    if isinstance(data, dict):
+        kept = {key: data[key] for key in ("statusCode", "message") if data.get(key) is not None}
+        headers = _safe_headers(data.get("headers"))
+        details["data"] = {**kept, **({"headers": headers} if headers else {})}
+    return details or None
+
+
+def _safe_headers(headers: object) -> dict[str, Any]:
+    if not isinstance(headers, dict):
+        return {}
+    return {
+        name: value
+        for name, value in headers.items()
+        if isinstance(name, str) and (name.lower() in _SAFE_HEADERS or name.lower().startswith(_SAFE_HEADER_PREFIXES))
+    }
+
+
+def _replace(value: Any, secret: str) -> Any:
+    """``value`` with every occurrence of ``secret`` in its strings (nested too) replaced."""
+    if isinstance(value, str):
+        return value.replace(secret, "[redacted]")
+    if isinstance(value, dict):
+        return {_replace(k, secret): _replace(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, secret) for v in value]
+    return value
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
