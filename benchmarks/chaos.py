@@ -39,14 +39,15 @@ from worker.enqueue import enqueue, validate_all
 from worker.harness import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.models import Submission
 from worker.pipeline import utcnow
+from worker.sandbox.config import SandboxConfig
 from worker.tasks import CeleryPublisher, create_celery
 
 PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("APPLYQ_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/14")
 SANDBOX_KEYS = {
-    "APPLYQ_KOMBO_API_KEY": "sandbox-kombo-key",
-    "APPLYQ_STACKONE_API_KEY": "sandbox-stackone-key",
-    "APPLYQ_CELPER_API_KEY": "celp_0123456789abcdef0123456789abcdef",
+    "APPLYQ_KOMBO_API_KEY": SandboxConfig.kombo_api_key,
+    "APPLYQ_STACKONE_API_KEY": SandboxConfig.stackone_api_key,
+    "APPLYQ_CELPER_API_KEY": SandboxConfig.celper_api_key,
 }
 WORKER_ENV = {
     **SANDBOX_KEYS,
@@ -59,6 +60,8 @@ WORKER_ENV = {
     "APPLYQ_DISPATCH_INTERVAL_S": "0.1",
     "APPLYQ_WORKER_CONCURRENCY": "16",
     "APPLYQ_LOG_LEVEL": "WARNING",
+    # the sandbox is not bound by Celper's production 20 writes a minute
+    "APPLYQ_RATE_LIMITS": '{"celper:*": "200/s"}',
 }
 #: Sandbox scenario → share of submissions; every one ends in success.
 MIX = {"ok": 0.70, "ratelimit1": 0.10, "unavailable1": 0.08, "hang1": 0.06, "lb503x1": 0.06}
@@ -144,7 +147,8 @@ class Chaos:
             "APPLYQ_CELPER_BASE_URL": f"{self.sandbox_url}/v1",
         }
         self.settings = Settings(broker_url=REDIS_URL, queue=self.env["APPLYQ_QUEUE"], database_url=self.pg_url)
-        sandbox_args = ["--port", str(port), "--latency-ms", str(cfg.latency_ms), "--hang-s", "3"]
+        sandbox_args = ["--port", str(port), "--latency-ms", str(cfg.latency_ms), "--hang-s", "3",
+                        "--celper-rate-limit", "1000000"]  # fmt: skip
         self.procs.append(spawn(["sandbox", *sandbox_args], self.env, workdir / "sandbox.log"))
         wait_http(f"{self.sandbox_url}/_sandbox/health")
         self.worker = self._start_worker()

@@ -104,6 +104,12 @@ class Stack:
         assert result.returncode == 0, result.stderr
         return str(json.loads(result.stdout)["id"])
 
+    def submit_many(self, payloads: list[dict[str, Any]]) -> list[str]:
+        """Submit several at once as JSON Lines (one CLI process); their ids in order."""
+        result = self.cli("submit", "--file", "-", stdin="".join(json.dumps(p) + "\n" for p in payloads))
+        assert result.returncode == 0, result.stderr
+        return [str(json.loads(line)["id"]) for line in result.stdout.splitlines()]
+
     def status(self, submission_id: str) -> dict[str, Any]:
         result = self.cli("status", submission_id, "--json")
         assert result.returncode == 0, result.stderr

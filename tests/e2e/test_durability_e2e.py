@@ -6,8 +6,11 @@ stops workers and flushes Redis.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,7 +96,7 @@ def test_sigterm_lets_the_in_flight_attempt_finish(own_stack: Stack) -> None:
 
 def test_a_flushed_broker_loses_nothing(own_stack: Stack) -> None:
     # Given thirty submissions published to Redis while no worker runs
-    ids = [own_stack.submit(kombo_submission("ok--job")) for _ in range(30)]
+    ids = own_stack.submit_many([kombo_submission("ok--job") for _ in range(30)])
     queue = own_stack.env["APPLYQ_QUEUE"]
     broker = redis.Redis.from_url(FLUSHABLE_REDIS)
     assert broker.llen(queue) == 30
@@ -112,10 +115,6 @@ def test_a_publish_that_fails_after_commit_is_recovered(own_stack: Stack) -> Non
     own_stack.start_worker()
     payload = kombo_submission("ok--job")
     dead_broker = {**own_stack.env, "APPLYQ_BROKER_URL": "redis://127.0.0.1:1/0"}
-    import json
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-m", "worker", "submit", "--file", "-"],
         env=dead_broker, input=json.dumps(payload), capture_output=True, text=True, timeout=60,
@@ -136,3 +135,18 @@ def test_duplicate_messages_send_one_request(own_stack: Stack) -> None:
     time.sleep(1.0)  # let the duplicates drain
     assert len(own_stack.sandbox_requests(payload["job_id"])) == 1
     assert own_stack.status(submission_id)["attempt_count"] == 1
+
+
+def test_health_fails_while_due_work_has_no_worker_and_recovers(own_stack: Stack) -> None:
+    # Given due work and no worker or dispatcher at all
+    submission_id = own_stack.submit(kombo_submission("ok--job"))
+    args = ("health", "--json", "--max-idle-s", "1", "--max-dispatcher-silence-s", "10")
+    sick = own_stack.cli(*args)
+    assert sick.returncode == 1
+    assert "dispatcher" in json.loads(sick.stdout)["problems"][0]
+    # When a worker (with its dispatcher) starts, the work flows and health recovers
+    own_stack.start_worker()
+    own_stack.wait_final(submission_id)
+    healthy = own_stack.cli(*args)
+    assert healthy.returncode == 0, healthy.stdout
+    assert json.loads(healthy.stdout)["ok"] is True

@@ -20,6 +20,7 @@ def may_restart_postgres() -> bool:
     return IN_CI and os.geteuid() == 0 and shutil.which("pg_ctlcluster") is not None
 
 
+@pytest.mark.timeout(300)
 def test_small_chaos_run_loses_and_duplicates_nothing() -> None:
     try:
         sa.create_engine(PG_ADMIN_URL).connect().close()
