@@ -223,13 +223,18 @@ def stats(
     from worker.admin_commands import submission_stats
     from worker.admin_input import parse_since
     from worker.admin_views import render_stats
+    from worker.commands import limits_or_none, render_limits
 
+    settings = load_settings()
     when = _parsed(lambda: parse_since(since, utcnow())) if since else None
-    data = submission_stats(load_settings(), since=when)
+    data = submission_stats(settings, since=when)
+    data["limits"] = limits_or_none(settings)
     if as_json:
         print_json(data)
-    else:
-        render_stats(Console(), data)
+        return
+    render_stats(Console(), data)
+    if data["limits"]:
+        render_limits(Console(), data["limits"])
 
 
 def purge(

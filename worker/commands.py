@@ -177,6 +177,18 @@ def get_limits(settings: Settings) -> list[dict[str, Any]]:
     return rows
 
 
+def limits_or_none(settings: Settings) -> list[dict[str, Any]] | None:
+    """``get_limits``, or None when traffic control is off or its Redis cannot be reached."""
+    import redis
+
+    if not settings.traffic_control:
+        return None
+    try:
+        return get_limits(settings)
+    except (redis.RedisError, OSError, RuntimeError, ValueError):  # e.g. a memory:// broker in tests
+        return None
+
+
 def render_limits(console: Console, rows: list[dict[str, Any]]) -> None:
     """A table of limit keys."""
     table = Table("limit key", "rate/s", "adaptive rate/s", "concurrency", "in flight", "cooldown s", "breaker",
