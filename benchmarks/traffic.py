@@ -204,39 +204,43 @@ def run_naive(setup: Setup, workdir: Path) -> Figures:
     """The naive Celery task (autoretry, backoff, jitter, max_retries=5) against the same sandbox."""
     from benchmarks import naive
 
-    with sandbox(setup, workdir) as url:
-        queue = f"naive-traffic-{uuid.uuid4().hex[:6]}"
-        env = {**os.environ, **naive.worker_env(broker_url=REDIS_URL, queue=queue, sandbox_url=url)}
-        log = (workdir / f"naive-{queue}.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--pool=threads", "-c", "64",
-             "--loglevel=WARNING", "--without-gossip", "--without-mingle"], env=env, stdout=log, stderr=log,
-        )  # fmt: skip
-        try:
-            httpx.post(f"{url}/_sandbox/reset")
-            started = time.monotonic()
-            for item in items(setup, uuid.uuid4().hex[:6]):
-                naive.send_delivery(item, broker_url=REDIS_URL, queue=queue)
-            flooded_s, other_s = _naive_drain(setup, url, started)
-            delivered = sum(a["creations"] for a in httpx.get(f"{url}/_sandbox/applications").json())
-            return _figures("naive Celery task", setup, delivered, flooded_s, other_s, url)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+    pg_url = create_database(PG_ADMIN_URL, "applyq_naive")
+    naive.create_tables(pg_url)
+    try:
+        with sandbox(setup, workdir) as url:
+            queue = f"naive-traffic-{uuid.uuid4().hex[:6]}"
+            env = {**os.environ, "NAIVE_BROKER_URL": REDIS_URL, "NAIVE_QUEUE": queue, "NAIVE_KOMBO_URL": url,
+                   "NAIVE_DATABASE_URL": pg_url}  # fmt: skip
+            log = (workdir / f"naive-{queue}.log").open("wb")
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--pool=threads", "-c", "64",
+                 "--loglevel=WARNING", "--without-gossip", "--without-mingle"], env=env, stdout=log, stderr=log,
+            )  # fmt: skip
+            try:
+                time.sleep(3)  # let it connect
+                httpx.post(f"{url}/_sandbox/reset")
+                started = time.monotonic()
+                naive.app.conf.broker_url = REDIS_URL
+                with naive.app.producer_or_acquire() as producer:
+                    for item in items(setup, uuid.uuid4().hex[:6]):
+                        naive.deliver.apply_async(args=[item], queue=queue, producer=producer)
+                flooded_s, other_s = _naive_drain(setup, url, started)
+                delivered = sum(a["creations"] for a in httpx.get(f"{url}/_sandbox/applications").json())
+                return _figures("naive Celery task", setup, delivered, flooded_s, other_s, url)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=60)
+    finally:
+        drop_database(PG_ADMIN_URL, pg_url)
 
 
 def _naive_drain(setup: Setup, url: str, started: float) -> tuple[float, float]:
-    """Wait until nothing has happened for a while (the naive task has no final state); when each finished."""
-    last = {FLOODED: 0.0, OTHER: 0.0}
+    """Wait until the sandbox has seen no request for 15 s (the naive task has no final state)."""
     quiet_since, seen = time.monotonic(), -1
     while time.monotonic() - quiet_since < 15 and time.monotonic() - started < setup.timeout_s:
         requests = int(httpx.get(f"{url}/_sandbox/stats").json()["requests"])
         if requests != seen:
             seen, quiet_since = requests, time.monotonic()
-        for app in httpx.get(f"{url}/_sandbox/applications").json():
-            integration = app["integration_id"]
-            if integration in last:
-                last[integration] = max(last[integration], app.get("created_at_s", 0.0))
         time.sleep(0.5)
     return _finish_times(url, started)
 

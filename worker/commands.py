@@ -106,9 +106,10 @@ def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: 
 
         start_webhook_thread(settings, runtime.sessions, stop)
     try:
+        queues = f"--queues={settings.queue},{settings.scheduled_queue}"
         app.worker_main(
-            ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}",
-             f"--queues={settings.queue}", "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
+            ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}", queues,
+             "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
         )  # fmt: skip
     finally:
         stop.set()
@@ -121,7 +122,7 @@ def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: 
 
     thread = threading.Thread(
         target=run_dispatcher,
-        args=(sessions, CeleryPublisher(app), settings, stop, utcnow),
+        args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop, utcnow),
         kwargs={
             "skip_locked": settings.database_url.startswith("postgresql"),
             "heartbeat": Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
@@ -143,7 +144,7 @@ def run_dispatcher_process(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
-    publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)))
+    publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)), settings.scheduled_queue)
     run_dispatcher(
         sessions, publisher, settings, stop, utcnow,
         skip_locked=settings.database_url.startswith("postgresql"),

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
         return parse_rate_limits(self.rate_limits)
 
     @property
+    def scheduled_queue(self) -> str:
+        """Where the dispatcher publishes work that came due (retries, deferrals, recovered messages).
+
+        Workers consume it beside ``queue`` in turn, so work whose time has come is not stuck behind a
+        large fresh batch.
+        """
+        return f"{self.queue}.scheduled"
+
+    @property
     def lease_s(self) -> float:
         """Seconds an attempt may hold its submission before another worker may take it."""
         return self.http_timeout_s + self.lease_margin_s

@@ -66,8 +66,18 @@ def enqueue(
     with sessions() as session:
         stored = add_submissions(session, items, now)
         session.commit()
-    publish_new(sessions, publisher, [s.submission.id for s in stored if s.created])
+    publish_new(sessions, publisher, fair_order([s.submission for s in stored if s.created]))
     return stored
+
+
+def fair_order(rows: Sequence[Submission]) -> list[str]:
+    """Ids round-robin across integrations, so a big batch for one cannot queue ahead of all the others."""
+    lanes: dict[tuple[str, str | None], list[str]] = {}
+    for row in rows:
+        lanes.setdefault((row.provider, row.integration_id), []).append(row.id)
+    return [
+        lane[i] for i in range(max(map(len, lanes.values()), default=0)) for lane in lanes.values() if i < len(lane)
+    ]
 
 
 def publish_new(sessions: sessionmaker[Session], publisher: Publisher, ids: Sequence[str]) -> None:

@@ -102,6 +102,7 @@ class Unlimited:
 _GATE = """
 local now, cfg_rate, initial, cap_cfg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local lease, token, burst, sub = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local send_burst = tonumber(ARGV[9])
 local p = KEYS[1]
 local res_key = p .. 'res:' .. sub
 local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
@@ -126,27 +127,37 @@ if cap > 0 then
   end
 end
 local gen = redis.call('GET', p .. 'gen') or '0'
+local rate = cfg_rate
+if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
+local function hold(slot, wait)
+  redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
+  redis.call('EXPIRE', res_key, math.ceil(wait) + 300)
+  if probe then redis.call('DEL', p .. 'probe') end
+  return {'reserved', tostring(wait)}
+end
+-- 1. the schedule: a reservation whose slot has come, or a slot taken now (reserved if not within burst)
 local res = redis.call('HMGET', res_key, 'gen', 'slot')
-local reserved = false
+local has_res = false
 if res[1] == gen and res[2] then
   local slot = tonumber(res[2])
   if slot > now + 0.01 then return {'reserved', tostring(slot - now)} end
-  redis.call('DEL', res_key)
-  reserved = slot > now - 2
+  has_res = slot > now - 2
 end
-if not reserved then
-  local rate = cfg_rate
-  if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
+if not has_res then
   local tat = tonumber(redis.call('GET', p .. 'tat') or '0')
   if tat < now then tat = now end
   redis.call('SET', p .. 'tat', tostring(tat + 1 / rate), 'EX', 86400)
-  if tat - now > burst then
-    redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(tat))
-    redis.call('EXPIRE', res_key, math.ceil(tat - now) + 300)
-    if probe then redis.call('DEL', p .. 'probe') end
-    return {'reserved', tostring(tat - now)}
-  end
+  if tat - now > burst then return hold(tat, tat - now) end
 end
+-- 2. the pace of actual sends: late reservations arriving together must not burst past the rate
+local cap_s = math.max(1, rate * send_burst)
+local sb = redis.call('HMGET', p .. 'send', 'tokens', 'ts')
+local tokens = tonumber(sb[1] or cap_s)
+tokens = math.min(cap_s, tokens + (now - tonumber(sb[2] or now)) * rate)
+if tokens < 1 then return hold(now, (1 - tokens) / rate) end
+redis.call('HSET', p .. 'send', 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+redis.call('EXPIRE', p .. 'send', 3600)
+redis.call('DEL', res_key)
 if cap > 0 then
   redis.call('ZADD', p .. 'inflight', now + lease, token)
   redis.call('EXPIRE', p .. 'inflight', math.ceil(lease) + 60)
@@ -228,6 +239,8 @@ class AdaptiveParams:
     max_rate: float = 500.0
     #: a reservation this close is not worth a deferral: send now
     burst_s: float = 0.05
+    #: actual sends are paced by a token bucket holding this many seconds' worth of the rate
+    send_burst_s: float = 0.2
     lease_s: float = 60.0
     breaker_threshold: int = 5
     breaker_open_s: float = 15.0
@@ -250,7 +263,7 @@ class RedisLimiter:
         verdict, wait = self._gate(
             keys=[_prefix(key)],
             args=[time.time(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s, token,
-                  p.burst_s, submission_id],
+                  p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
         return Gate(Wait(_text(verdict)), float(_text(wait)), token)
 

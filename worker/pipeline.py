@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
 from worker.limiter import Gate, Hints, Signal, Wait
-from worker.models import Submission
 from worker.policy import AttemptContext, Verdict, decide
 from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.schemas import SubmissionIn
@@ -101,7 +100,7 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
         lease = claim(session, submission_id, runtime.clock(), runtime.settings.lease_s)
         if lease is None:
             return Outcome("skipped"), None
-        delivery, provider = _delivery(session, lease)
+    delivery, provider = _delivery(lease)
     answer, latency_ms = runtime.adapters[provider].deliver(delivery)
     now = runtime.clock()
     verdict = decide(answer, _context(lease, provider, now, runtime.rand()), runtime.settings)
@@ -125,10 +124,9 @@ def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcom
     return Outcome("deferred", gate.verdict.value)
 
 
-def _delivery(session: Session, lease: Claim) -> tuple[Delivery, Provider]:
-    row = session.get_one(Submission, lease.submission_id)
-    submission = SubmissionIn.model_validate(row.payload)
-    return Delivery(row.id, row.provider_idempotency_key, submission), submission.provider
+def _delivery(lease: Claim) -> tuple[Delivery, Provider]:
+    submission = SubmissionIn.model_validate(lease.payload)
+    return Delivery(lease.submission_id, lease.provider_idempotency_key, submission), submission.provider
 
 
 def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:

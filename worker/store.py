@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.errors import IdempotencyConflict
-from worker.models import Attempt, Submission
+from worker.models import Attempt, Submission, UTCDateTime
 from worker.policy import Verdict
 from worker.providers.base import Accepted, Answer
 from worker.schemas import SubmissionIn
@@ -42,6 +43,44 @@ __all__ = [
 
 _CLAIMABLE = (Status.QUEUED.value, Status.RETRY_SCHEDULED.value)
 
+# The attempt's hot path (peek, claim, finish) runs Core statements built once, with bind parameters:
+# building and cache-keying an ORM statement on every call cost more CPU than PostgreSQL spent running it.
+_S = cast(sa.Table, Submission.__table__)
+_A = cast(sa.Table, Attempt.__table__)
+_NOW = sa.bindparam("now", type_=UTCDateTime())
+_CLAIMABLE_NOW = sa.or_(
+    sa.and_(_S.c.status.in_(_CLAIMABLE), _S.c.next_attempt_at <= _NOW),
+    sa.and_(_S.c.status == Status.IN_FLIGHT.value, _S.c.lease_expires_at < _NOW),
+)
+_PEEK = sa.select(_S.c.provider, _S.c.integration_id).where(_S.c.id == sa.bindparam("sid"), _CLAIMABLE_NOW)
+_CLAIM = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"), _CLAIMABLE_NOW)
+    .values(
+        status=Status.IN_FLIGHT.value,
+        lease_token=sa.bindparam("token"),
+        lease_expires_at=sa.bindparam("expires", type_=UTCDateTime()),
+        attempt_count=_S.c.attempt_count + 1,
+        updated_at=_NOW,
+    )
+    .returning(
+        _S.c.attempt_count,
+        _S.c.window_attempt_base,
+        _S.c.window_started_at,
+        _S.c.integration_id,
+        _S.c.provider_idempotency_key,
+        _S.c.payload,
+    )
+)
+_OPEN_ATTEMPT = (
+    sa.insert(_A)
+    .values(submission_id=sa.bindparam("sid"), number=sa.bindparam("number"), started_at=_NOW)
+    .returning(_A.c.id)
+)
+#: the SET clauses come from the parameters' keys
+_RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id"))
+_MOVE_ON = sa.update(_S).where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+
 
 @dataclass(frozen=True, slots=True)
 class Stored:
@@ -65,6 +104,9 @@ class Claim:
     window_started_at: datetime
     integration_id: str | None
     had_unknown_outcome: bool
+    provider_idempotency_key: str
+    #: the submission as stored (``SubmissionIn`` fields)
+    payload: dict[str, Any]
 
 
 def provider_idempotency_key(idempotency_key: str) -> str:
@@ -73,34 +115,51 @@ def provider_idempotency_key(idempotency_key: str) -> str:
 
 
 def add_submissions(session: Session, items: Sequence[SubmissionIn], now: datetime) -> list[Stored]:
-    """Store validated submissions (flush, no commit); replays return the existing row."""
-    results: list[Stored] = []
-    for item in items:
-        results.append(_add_one(session, item, now))
-    return results
+    """Store validated submissions (flush, no commit); replays return the existing row.
+
+    Many items go in one round trip when their keys are new; a key inserted concurrently (or repeated in
+    ``items``) falls back to the careful one-by-one path.
+    """
+    if len(items) > 1 and len({i.idempotency_key for i in items}) == len(items):
+        taken = set(session.scalars(sa.select(Submission.idempotency_key).where(
+            Submission.idempotency_key.in_([i.idempotency_key for i in items]))))  # fmt: skip
+        if not taken:
+            rows = [_new_row(item, now) for item in items]
+            try:
+                with session.begin_nested():
+                    session.add_all(rows)
+                return [Stored(row, created=True) for row in rows]
+            except IntegrityError:
+                pass
+    return [_add_one(session, item, now) for item in items]
+
+
+def _new_row(item: SubmissionIn, now: datetime) -> Submission:
+    return Submission(
+        id=str(uuid.uuid4()),
+        idempotency_key=item.idempotency_key,
+        payload_hash=item.payload_hash(),
+        provider_idempotency_key=provider_idempotency_key(item.idempotency_key),
+        provider=item.provider.value,
+        integration_id=item.integration_id,
+        job_id=item.job_id,
+        payload=item.payload(),
+        status=Status.QUEUED.value,
+        attempt_count=0,
+        next_attempt_at=now,
+        published_at=now,
+        created_at=now,
+        updated_at=now,
+        window_started_at=now,
+        window_attempt_base=0,
+    )
 
 
 def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
     digest = item.payload_hash()
     existing = _by_key(session, item.idempotency_key)
     if existing is None:
-        row = Submission(
-            idempotency_key=item.idempotency_key,
-            payload_hash=digest,
-            provider_idempotency_key=provider_idempotency_key(item.idempotency_key),
-            provider=item.provider.value,
-            integration_id=item.integration_id,
-            job_id=item.job_id,
-            payload=item.payload(),
-            status=Status.QUEUED.value,
-            attempt_count=0,
-            next_attempt_at=now,
-            published_at=now,
-            created_at=now,
-            updated_at=now,
-            window_started_at=now,
-            window_attempt_base=0,
-        )
+        row = _new_row(item, now)
         try:
             with session.begin_nested():
                 session.add(row)
@@ -133,9 +192,7 @@ class Due:
 
 def peek_due(session: Session, submission_id: str, now: datetime) -> Due | None:
     """The submission's provider and integration if it could be claimed now, else None (no lock)."""
-    row = session.execute(
-        sa.select(Submission.provider, Submission.integration_id).where(Submission.id == submission_id, _claimable(now))
-    ).one_or_none()
+    row = session.execute(_PEEK, {"sid": submission_id, "now": now}).one_or_none()
     return None if row is None else Due(row.provider, row.integration_id)
 
 
@@ -161,49 +218,39 @@ def _claimable(now: datetime) -> sa.ColumnElement[bool]:
 def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
     """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
     token = str(uuid.uuid4())
-    result = session.execute(
-        sa.update(Submission)
-        .where(Submission.id == submission_id, _claimable(now))
-        .values(
-            status=Status.IN_FLIGHT.value,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            attempt_count=Submission.attempt_count + 1,
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    expires = now + timedelta(seconds=lease_s)
+    params = {"sid": submission_id, "now": now, "token": token, "expires": expires}
+    row = session.execute(_CLAIM, params).one_or_none()
+    if row is None:
         session.rollback()
         return None
-    row = session.execute(
-        sa.select(
-            Submission.attempt_count,
-            Submission.window_attempt_base,
-            Submission.window_started_at,
-            Submission.integration_id,
-        ).where(Submission.id == submission_id)
-    ).one()
-    _close_lost_attempts(session, submission_id, now)
-    attempt = Attempt(submission_id=submission_id, number=row.attempt_count, started_at=now)
-    session.add(attempt)
-    session.flush()
-    had_unknown = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Attempt)
-        .where(Attempt.submission_id == submission_id, Attempt.unknown_outcome.is_(True))
-    )
+    had_unknown = False
+    if row.attempt_count > 1:  # only an earlier attempt can be lost or of unknown outcome
+        _close_lost_attempts(session, submission_id, now)
+        had_unknown = _had_unknown_outcome(session, submission_id)
+    attempt_id = session.scalar(_OPEN_ATTEMPT, {"sid": submission_id, "number": row.attempt_count, "now": now})
     session.commit()
     return Claim(
         submission_id=submission_id,
         lease_token=token,
-        attempt_id=attempt.id,
+        attempt_id=int(attempt_id),
         attempt_number=row.attempt_count,
         window_attempt=row.attempt_count - row.window_attempt_base,
         window_started_at=row.window_started_at,
         integration_id=row.integration_id,
-        had_unknown_outcome=bool(had_unknown),
+        had_unknown_outcome=had_unknown,
+        provider_idempotency_key=row.provider_idempotency_key,
+        payload=row.payload,
     )
+
+
+def _had_unknown_outcome(session: Session, submission_id: str) -> bool:
+    count = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Attempt)
+        .where(Attempt.submission_id == submission_id, Attempt.unknown_outcome.is_(True))
+    )
+    return bool(count)
 
 
 def _close_lost_attempts(session: Session, submission_id: str, now: datetime) -> None:
@@ -225,27 +272,18 @@ def _close_lost_attempts(session: Session, submission_id: str, now: datetime) ->
 
 def finish(session: Session, lease: Claim, answer: Answer, verdict: Verdict, latency_ms: float, now: datetime) -> bool:
     """Record the attempt and move the submission on; False if the lease was lost meanwhile."""
-    session.execute(
-        sa.update(Attempt)
-        .where(Attempt.id == lease.attempt_id)
-        .values(
-            finished_at=now,
-            latency_ms=latency_ms,
-            decision=verdict.decision.value,
-            reason=verdict.reason,
-            delay_s=verdict.delay_s,
-            unknown_outcome=verdict.unknown_outcome,
-            **_answer_columns(answer),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    result = session.execute(
-        sa.update(Submission)
-        .where(Submission.id == lease.submission_id, Submission.lease_token == lease.lease_token)
-        .values(**_submission_columns(answer, verdict, now))
-        .execution_options(synchronize_session=False)
-    )
-    kept = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    attempt = {
+        "finished_at": now,
+        "latency_ms": latency_ms,
+        "decision": verdict.decision.value,
+        "reason": verdict.reason,
+        "delay_s": verdict.delay_s,
+        "unknown_outcome": verdict.unknown_outcome,
+        **_answer_columns(answer),
+    }
+    session.execute(_RECORD_ATTEMPT, {"attempt_id": lease.attempt_id, **attempt})
+    params = {"sid": lease.submission_id, "token": lease.lease_token, **_submission_columns(answer, verdict, now)}
+    kept = bool(session.execute(_MOVE_ON, params).rowcount == 1)  # type: ignore[attr-defined]
     if kept and verdict.status in OUTCOME_STATUSES:
         record_outcome(session, lease.submission_id, now)  # the job board's webhook, in this transaction
     session.commit()

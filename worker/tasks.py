@@ -103,13 +103,15 @@ def create_celery(settings: Settings, broker_url: str, runtime: Runtime | None =
 
 
 class CeleryPublisher:
-    """Publishes ``applyq.submit`` messages over one pooled broker connection."""
+    """Publishes ``applyq.submit`` messages over one pooled broker connection (to ``queue``, else the default)."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, queue: str | None = None) -> None:
         self._app = app
+        self._queue = queue
 
     def publish(self, submission_ids: Sequence[str]) -> None:
         """One message per id; raises when the broker is unreachable after the publish retries."""
+        options = {"queue": self._queue} if self._queue else {}
         with self._app.producer_or_acquire() as producer:
             for submission_id in submission_ids:
-                self._app.send_task(TASK_NAME, args=[submission_id], producer=producer, retry=True)
+                self._app.send_task(TASK_NAME, args=[submission_id], producer=producer, retry=True, **options)

@@ -19,7 +19,7 @@ import time
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -58,26 +58,34 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"
 
 
+# Core statements built once: the worker runs them on every final attempt, where loading the ORM entity and
+# flushing a new one cost more CPU than the queries.
+_S = cast(sa.Table, Submission.__table__)
+_FINAL_ROW: sa.Select[Any] = sa.select(
+    _S.c.id, _S.c.idempotency_key, _S.c.status, _S.c.outcome_reason, _S.c.outcome_code, _S.c.remote_id, _S.c.payload
+).where(_S.c.id == sa.bindparam("sid"))
+_ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
+
+
 def record_outcome(session: Session, submission_id: str, now: datetime) -> None:
     """Add the outcome event of a submission that just reached a final status (same transaction)."""
-    row = session.execute(
-        sa.select(Submission).where(Submission.id == submission_id).execution_options(populate_existing=True)
-    ).scalar_one()
+    row = session.execute(_FINAL_ROW, {"sid": submission_id}).one()
     event_id = str(uuid.uuid4())
-    session.add(
-        WebhookEvent(
-            id=event_id,
-            submission_id=submission_id,
-            payload=event_payload(row, event_id, now),
-            status=DeliveryStatus.PENDING.value,
-            attempt_count=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    session.execute(
+        _ADD_EVENT,
+        {
+            "id": event_id,
+            "submission_id": submission_id,
+            "payload": event_payload(row, event_id, now),
+            "status": DeliveryStatus.PENDING.value,
+            "attempt_count": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
 
 
-def event_payload(row: Submission, event_id: str, now: datetime) -> dict[str, Any]:
+def event_payload(row: Submission | sa.Row[Any], event_id: str, now: datetime) -> dict[str, Any]:
     """The event body: ids, outcome and the job board's message; never candidate data."""
     return {
         "id": event_id,

@@ -142,3 +142,15 @@ def test_an_idle_integration_does_not_inflate_its_rate(client: redis.Redis, key:
     for i in range(3):
         limiter.observe(key, LimitSpec(), Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
     assert client.get(f"applyq:lim:{key}:rate") is None
+
+
+def test_late_reservations_arriving_together_are_paced_not_burst(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0, send_burst_s=0.2))
+    spec = LimitSpec(rate_per_s=10)
+    first = gates(limiter, key, spec, 6)
+    assert [g.verdict for g in first[1:]] == [Wait.RESERVED] * 5
+    time.sleep(0.6)  # every slot has come: they all arrive at once (e.g. behind a queue backlog)
+    late = [limiter.gate(key, spec, f"sub-{i}") for i in range(1, 6)]
+    sent = [g for g in late if g.go]
+    assert 1 <= len(sent) <= 3  # the bucket holds 0.2 s worth (2) plus what refilled meanwhile
+    assert all(g.verdict is Wait.RESERVED and g.wait_s <= 0.5 for g in late if not g.go)
