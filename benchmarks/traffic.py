@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 import sqlalchemy as sa
 
 from worker.config import Settings
@@ -39,6 +40,13 @@ from worker.tasks import CeleryPublisher, create_celery
 PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("APPLYQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 FLOODED, OTHER = "greenhouse:bench-flooded", "lever:bench-other"
+
+
+def forget_limits() -> None:
+    """Start each contender cold: what the limiter learned in an earlier run lives on in Redis."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter("applyq:lim:kombo:*bench-*"):
+        client.delete(key)
 
 
 @dataclass
@@ -103,6 +111,7 @@ def items(setup: Setup, run: str) -> list[dict[str, Any]]:
 def run_applyq(setup: Setup, workdir: Path, rate_limits: str) -> Figures:
     """applyq with ``APPLYQ_RATE_LIMITS`` (empty = adaptive) against the rate-limited sandbox."""
     pg_url = create_database(PG_ADMIN_URL, "applyq_traffic")
+    forget_limits()
     try:
         migrate(pg_url)
         with sandbox(setup, workdir) as url:

@@ -175,6 +175,8 @@ local p = KEYS[1]
 redis.call('ZREM', p .. 'inflight', token)
 if probe then redis.call('DEL', p .. 'probe') end
 if signal == 'not_sent' then return 1 end
+-- demand presses on the rate when reservations reach into the future (a backlog is waiting)
+local pressing = tonumber(redis.call('GET', p .. 'tat') or '0') > now
 if cap_hint > 0 then redis.call('SET', p .. 'cap', cap_hint, 'EX', 3600) end
 local function cooldown(untill)
   local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
@@ -196,9 +198,9 @@ if signal == 'success' then
   redis.call('ZADD', p .. 'ok', now, token)
   redis.call('ZREMRANGEBYSCORE', p .. 'ok', '-inf', now - 60)
   redis.call('EXPIRE', p .. 'ok', 120)
-  -- grow only while traffic actually presses on the current rate (no inflation while idle)
-  if adaptive and redis.call('ZCOUNT', p .. 'ok', now - 1, now) >= 0.5 * rate then
-    if redis.call('GET', p .. 'learned') then rate = rate + 0.002 else rate = rate * 1.05 end
+  -- grow only while a backlog presses on the current rate (no inflation while idle)
+  if adaptive and pressing then
+    if redis.call('GET', p .. 'learned') then rate = rate + 0.01 else rate = rate * 1.05 end
     redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
   end
 elseif signal == 'rate_limited' then
@@ -206,11 +208,16 @@ elseif signal == 'rate_limited' then
   if wait <= 0 then wait = 1 end
   cooldown(now + wait)
   -- what got through just before the 429 is about the limit, if we were sending near our own pace;
-  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough
+  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough. The window
+  -- spans up to 2 s of activity (or Retry-After, if longer), so a provider's burst allowance refilled
+  -- during a cooldown does not pass for its rate.
   if adaptive then
-    local window = math.max(1, math.min(60, wait))
+    local first = redis.call('ZRANGE', p .. 'ok', 0, 0, 'WITHSCORES')
+    local active = 1
+    if first[2] then active = now - tonumber(first[2]) end
+    local window = math.max(1, math.min(60, math.max(wait, math.min(2, active))))
     local observed = redis.call('ZCOUNT', p .. 'ok', now - window, now) / window
-    if observed >= 0.5 * rate then
+    if pressing or observed >= 0.5 * rate then
       redis.call('SET', p .. 'rate', tostring(math.max(min_rate, math.min(rate * 0.9, 0.95 * observed))), 'EX', 86400)
       redis.call('SET', p .. 'learned', '1', 'EX', 86400)
     end

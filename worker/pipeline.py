@@ -114,7 +114,8 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
 def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
     """Put the submission back in the database until the limiter's wait is over (plus a little jitter)."""
     now = runtime.clock()
-    jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(1.0, gate.wait_s)
+    # a cooldown's waiters get fresh reservations when they return, so a small spread is enough
+    jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(0.2, gate.wait_s)
     until = now + timedelta(seconds=gate.wait_s + jitter)
     with runtime.sessions() as session:
         deferred = defer(session, submission_id, now, until)

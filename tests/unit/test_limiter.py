@@ -88,6 +88,7 @@ def test_x_ratelimit_remaining_zero_waits_until_reset(client: redis.Redis, key: 
 def test_the_adaptive_rate_learns_the_limit_from_a_429(client: redis.Redis, key: str) -> None:
     limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
     spec = LimitSpec()  # no rate known
+    gates(limiter, key, spec, 40)  # a backlog presses on the rate: reservations reach seconds ahead
     for i in range(30):  # thirty successes within the last second...
         limiter.observe(key, spec, Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
     grown = float(client.get(f"applyq:lim:{key}:rate") or 0)
