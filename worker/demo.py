@@ -40,14 +40,15 @@ class Scripted:
     reason: str | None = None
     email_domain: str = "example.com"
     provider: Provider = Provider.KOMBO
-    #: StackOne account; a prefix names the ATS (``lever:``) for its quirks. Kombo rows get an integration
-    #: per scenario (like different employers), so one row's scripted 429s cool down only its own integration.
+    #: StackOne account; a prefix names the ATS (``lever:``) for its quirks. Each Kombo application gets an
+    #: integration of its own (like different employers): scripted 429s and outages then cool down or trip
+    #: the circuit breaker of that one integration only, as a real outage of one ATS would.
     integration_id: str | None = None
 
-    def integration(self) -> str | None:
-        """The integration id the demo submits with."""
+    def integration(self, n: int) -> str | None:
+        """The integration id the demo's ``n``-th application submits with."""
         if self.provider is Provider.KOMBO:
-            return self.integration_id or f"greenhouse:demo-{self.scenario}"
+            return self.integration_id or f"greenhouse:demo-{n}"
         return self.integration_id
 
 
@@ -138,7 +139,7 @@ def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
         submission = SubmissionIn.model_validate(
             {
                 "provider": script.provider.value,
-                "integration_id": script.integration(),
+                "integration_id": script.integration(n),
                 "job_id": f"{script.scenario}--job-{n}",
                 "idempotency_key": f"demo-{run_id}-{n}",
                 "candidate": {
