@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from worker.policy import Verdict
 from worker.providers.base import Accepted, Answer
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Status
-from worker.webhooks import OUTCOME_STATUSES, record_outcome
+from worker.webhooks import OUTCOME_COLUMNS, OUTCOME_STATUSES, record_outcome
 
 __all__ = [
     "Claim",
@@ -79,7 +80,11 @@ _OPEN_ATTEMPT = (
 )
 #: the SET clauses come from the parameters' keys
 _RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id"))
-_MOVE_ON = sa.update(_S).where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+_MOVE_ON = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .returning(*OUTCOME_COLUMNS)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,42 +140,51 @@ def add_submissions(session: Session, items: Sequence[SubmissionIn], now: dateti
 
 
 def _new_row(item: SubmissionIn, now: datetime) -> Submission:
-    return Submission(
-        id=str(uuid.uuid4()),
-        idempotency_key=item.idempotency_key,
-        payload_hash=item.payload_hash(),
-        provider_idempotency_key=provider_idempotency_key(item.idempotency_key),
-        provider=item.provider.value,
-        integration_id=item.integration_id,
-        job_id=item.job_id,
-        payload=item.payload(),
-        status=Status.QUEUED.value,
-        attempt_count=0,
-        next_attempt_at=now,
-        published_at=now,
-        created_at=now,
-        updated_at=now,
-        window_started_at=now,
-        window_attempt_base=0,
-    )
+    return Submission(**_new_values(item, now))
+
+
+def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "idempotency_key": item.idempotency_key,
+        "payload_hash": item.payload_hash(),
+        "provider_idempotency_key": provider_idempotency_key(item.idempotency_key),
+        "provider": item.provider.value,
+        "integration_id": item.integration_id,
+        "job_id": item.job_id,
+        "payload": item.payload(),
+        "status": Status.QUEUED.value,
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "published_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "window_started_at": now,
+        "window_attempt_base": 0,
+    }
 
 
 def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
-    digest = item.payload_hash()
+    row = _insert_if_new(session, _new_values(item, now))
+    if row is not None:
+        return Stored(row, created=True)
     existing = _by_key(session, item.idempotency_key)
-    if existing is None:
-        row = _new_row(item, now)
-        try:
-            with session.begin_nested():
-                session.add(row)
-            return Stored(row, created=True)
-        except IntegrityError:
-            existing = _by_key(session, item.idempotency_key)
-            if existing is None:
-                raise
-    if existing.payload_hash != digest:
+    if existing is None:  # its holder was purged between the two statements
+        raise RuntimeError(f"idempotency key {item.idempotency_key!r} is taken, but by no submission; try again")
+    if existing.payload_hash != item.payload_hash():
         raise IdempotencyConflict(item.idempotency_key, existing.id)
     return Stored(existing, created=False)
+
+
+def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | None:
+    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING``: None if the key is taken.
+
+    One round trip, no SAVEPOINT: a taken key aborts nothing, and a concurrent insert of the same key is
+    waited for, then seen by the caller's next statement.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(Submission).values(values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return session.scalars(statement.returning(Submission)).one_or_none()
 
 
 def _by_key(session: Session, key: str) -> Submission | None:
@@ -191,7 +205,12 @@ class Due:
 
 
 def peek_due(session: Session, submission_id: str, now: datetime) -> Due | None:
-    """The submission's provider and integration if it could be claimed now, else None (no lock)."""
+    """The submission's provider and integration if it could be claimed now, else None (no lock).
+
+    On PostgreSQL a fresh ``session`` reads outside a transaction: a lone SELECT needs no BEGIN and ROLLBACK.
+    """
+    if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = session.execute(_PEEK, {"sid": submission_id, "now": now}).one_or_none()
     return None if row is None else Due(row.provider, row.integration_id)
 
@@ -283,11 +302,11 @@ def finish(session: Session, lease: Claim, answer: Answer, verdict: Verdict, lat
     }
     session.execute(_RECORD_ATTEMPT, {"attempt_id": lease.attempt_id, **attempt})
     params = {"sid": lease.submission_id, "token": lease.lease_token, **_submission_columns(answer, verdict, now)}
-    kept = bool(session.execute(_MOVE_ON, params).rowcount == 1)  # type: ignore[attr-defined]
-    if kept and verdict.status in OUTCOME_STATUSES:
-        record_outcome(session, lease.submission_id, now)  # the job board's webhook, in this transaction
+    row = session.execute(_MOVE_ON, params).one_or_none()
+    if row is not None and verdict.status in OUTCOME_STATUSES:
+        record_outcome(session, lease.submission_id, now, row)  # the job board's webhook, in this transaction
     session.commit()
-    return kept
+    return row is not None
 
 
 def _answer_columns(answer: Answer) -> dict[str, object]:

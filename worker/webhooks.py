@@ -30,6 +30,7 @@ from worker.outcomes import public_message
 from worker.states import Status
 
 __all__ = [
+    "OUTCOME_COLUMNS",
     "OUTCOME_STATUSES",
     "SIGNATURE_HEADER",
     "DeliveryStatus",
@@ -61,15 +62,21 @@ class DeliveryStatus(StrEnum):
 # Core statements built once: the worker runs them on every final attempt, where loading the ORM entity and
 # flushing a new one cost more CPU than the queries.
 _S = cast(sa.Table, Submission.__table__)
-_FINAL_ROW: sa.Select[Any] = sa.select(
-    _S.c.id, _S.c.idempotency_key, _S.c.status, _S.c.outcome_reason, _S.c.outcome_code, _S.c.remote_id, _S.c.payload
-).where(_S.c.id == sa.bindparam("sid"))
+#: The submission columns an event is made of (the worker gets them back from its final UPDATE).
+OUTCOME_COLUMNS = tuple(
+    _S.c[name] for name in ("id", "idempotency_key", "status", "outcome_reason", "outcome_code", "remote_id", "payload")
+)
+_FINAL_ROW: sa.Select[Any] = sa.select(*OUTCOME_COLUMNS).where(_S.c.id == sa.bindparam("sid"))
 _ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
 
 
-def record_outcome(session: Session, submission_id: str, now: datetime) -> None:
-    """Add the outcome event of a submission that just reached a final status (same transaction)."""
-    row = session.execute(_FINAL_ROW, {"sid": submission_id}).one()
+def record_outcome(session: Session, submission_id: str, now: datetime, row: sa.Row[Any] | None = None) -> None:
+    """Add the outcome event of a submission that just reached a final status (same transaction).
+
+    ``row`` holds its ``OUTCOME_COLUMNS`` as just written, if the caller has them; else they are read.
+    """
+    if row is None:
+        row = session.execute(_FINAL_ROW, {"sid": submission_id}).one()
     event_id = str(uuid.uuid4())
     session.execute(
         _ADD_EVENT,
