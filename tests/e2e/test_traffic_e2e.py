@@ -45,7 +45,8 @@ def test_the_rate_holds_across_worker_processes(three_workers: Stack) -> None:
     ours = [r for r in requests if r["headers"].get("x-integration-id") == integration]
     assert len(ours) == 50  # one call each: nothing was refused, nothing retried
     assert {r["status"] for r in ours} == {200}
-    assert busiest_second([r["received_at"] for r in ours]) <= RATE + 1
+    # the rate, plus the send-pacing bucket's 0.2 s worth (AdaptiveParams.send_burst_s) at the window's edge
+    assert busiest_second([r["received_at"] for r in ours]) <= RATE + int(RATE * 0.2)
     workers = [p.output() for p in stack.procs[1:]]
     assert all("submission succeeded" in log for log in workers)  # every process took part
 
