@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help demo test chaos bench-memory clean
+.PHONY: help demo test chaos bench bench-memory clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ test: $(STAMP)  ## lint, type-check, migrations check, and the whole test suite
 
 chaos: $(STAMP)  ## 2,000 submissions while workers are killed, Redis flushed, PostgreSQL restarted
 	$(BIN)/python -m benchmarks.chaos $(CHAOS_ARGS)
+
+bench: $(STAMP)  ## throughput, enqueue latency, memory, traffic: each beside a baseline (PostgreSQL + Redis)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 bench-memory: $(STAMP)  ## worker and Redis memory with 100,000 submissions scheduled an hour ahead
 	$(BIN)/python -m benchmarks.memory $(BENCH_ARGS)

@@ -1,0 +1,111 @@
+"""The suite's one table: sections of rows, each applyq figure beside its baselines and the last run's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LABEL = 52
+CELL = 17
+
+
+def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+    """The table as text (it also goes into the README as it is)."""
+    last = previous or {}
+    lines = [_row("", ["applyq", "naive Celery", "no-queue limit", "applyq last run"])]
+    if "throughput" in figures:
+        lines += _throughput(figures["throughput"], last.get("throughput"))
+    if "latency" in figures:
+        lines += _latency(figures["latency"], last.get("latency"))
+    if "memory" in figures:
+        lines += _memory(figures["memory"], last.get("memory"))
+    if "traffic" in figures:
+        lines += _traffic(figures["traffic"])
+    host = figures["host"]
+    lines.append(
+        f"host: {host['cpus']} CPUs shared with other work; load average (1/5/15 min) {_load(host['load_before'])}"
+        f" before, {_load(host.get('load_after'))} after. Compare ratios within one run."
+    )
+    return "\n".join(lines)
+
+
+def _throughput(t: dict[str, Any], last: dict[str, Any] | None) -> list[str]:
+    cfg, med, ratio = t["config"], t["median"], t["applyq_ratio"]
+    prev = (last or {}).get("median", {}).get("applyq", {})
+    title = (f"Throughput: {cfg['submissions']:,} submissions, sandbox {cfg['latency_ms']:g} ms, {cfg['threads']} "
+             f"threads (median of {cfg['rounds']})")  # fmt: skip
+
+    def row(label: str, key: str) -> str:
+        cells = [_fmt(med.get(name, {}).get(key)) for name in ("applyq", "naive", "noqueue")]
+        return _row(f"  {label}", [*cells, _fmt(prev.get(key))])
+
+    ratios = ["", *(f"{ratio[n]:.2f}x" if n in ratio else "-" for n in ("naive", "noqueue")), ""]
+    return [
+        title,
+        row("submissions/s", "per_s"),
+        _row("  applyq / baseline", ratios),
+        row("CPU per submission, ms (worker process)", "cpu_ms_per_submission"),
+        row("peak RSS, MB (worker process)", "peak_rss_mb"),
+    ]
+
+
+def _latency(lat: dict[str, Any], last: dict[str, Any] | None) -> list[str]:
+    prev = last or {}
+    api = [_pct(lat["api"]), _pct(lat["naive_apply_async"]), "", _pct(prev.get("api"))]
+    cli = [_pct(lat["cli"]), _pct(lat["naive_celery_call"]), "", _pct(prev.get("cli"))]
+    key = "cli_batch_ms_per_submission"
+    return [
+        "Enqueue latency, p50 / p99 ms (baseline: the naive task's publish)",
+        _row("  Python API / apply_async", api),
+        _row("  CLI, one submission (new process) / celery call", cli),
+        _row(
+            f"  applyq submit --file ({lat['cli_batch']:,} lines), ms each",
+            [_fmt(lat[key]), "", "", _fmt(prev.get(key))],
+        ),
+    ]
+
+
+def _memory(mem: dict[str, Any], last: dict[str, Any] | None) -> list[str]:
+    ours, theirs = mem["applyq"], mem["naive_celery_countdown"]
+    prev = (last or {}).get("applyq", {})
+    title = f"Memory: {mem['count']:,} submissions due in 1 h (naive: countdown=3600 tasks)"
+
+    def row(label: str, key: str) -> str:
+        return _row(f"  {label}", [_fmt(ours[key]), _fmt(theirs[key]), "", _fmt(prev.get(key))])
+
+    return [title, row("worker RSS, MB", "worker_rss_mb"), row("Redis used, MB", "redis_used_mb"),
+            row("messages waiting in Redis", "queued_messages")]  # fmt: skip
+
+
+def _traffic(traffic: dict[str, Any]) -> list[str]:
+    if "error" in traffic:
+        return [f"Traffic control: failed ({traffic['error']})"]
+    lines = [_row("Traffic control (benchmarks/traffic.py)", ["delivered", "429 share", "drain s / ideal",
+                                                              "other done at"])]  # fmt: skip
+    for c in traffic["contenders"]:
+        drain = f"{c['drain_flooded_s']:g} / x{c['drain_ratio_to_ideal']:g}"
+        cells = [f"{c['delivered']}/{c['submitted']}", f"{c['share_429']:.1%}", drain,
+                 f"{c['other_done_fraction_of_run']:.0%} of run"]  # fmt: skip
+        lines.append(_row(f"  {c['contender']}", cells))
+    return lines
+
+
+def _row(label: str, cells: list[str]) -> str:
+    return f"{label:<{LABEL}}" + "".join(f"{c:>{CELL}}" for c in cells)
+
+
+def _pct(lat: dict[str, Any] | None) -> str:
+    if not lat:
+        return ""
+    return f"{_fmt(lat['p50_ms'])} / {_fmt(lat['p99_ms'])}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _load(load: list[float] | None) -> str:
+    return "/".join(f"{x:g}" for x in load) if load else "?"

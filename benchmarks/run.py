@@ -1,0 +1,162 @@
+"""The benchmark suite (``make bench``): every figure beside a baseline measured in the same run, one table.
+
+    python -m benchmarks.run [--submissions 3000] [--rounds 3] [--skip memory,traffic]
+
+Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) and Redis
+(``APPLYQ_BENCH_REDIS_URL``, a database of its own, flushed by the memory benchmark) and the sandbox:
+
+* throughput, CPU per submission and peak RSS (``benchmarks/throughput.py``), the median of ``--rounds``;
+* enqueue latency (``benchmarks/latency.py``);
+* memory with many submissions scheduled for later (``benchmarks/memory.py``);
+* traffic control under a provider rate limit (``benchmarks/traffic.py``), when present.
+
+Prints one table; writes the figures to ``benchmarks/results/<time>.json`` and ``latest.json``, and shows the
+previous ``latest.json`` beside this run's applyq figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.latency import LatencyConfig, run_latency
+from benchmarks.report import render
+from benchmarks.stack import sandbox
+from benchmarks.throughput import CONTENDERS, ThroughputConfig, run_throughput
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SUITES = ("throughput", "latency", "memory", "traffic")
+
+
+def throughput_figures(cfg: ThroughputConfig, rounds: int, workdir: Path) -> dict[str, Any]:
+    """Every round's figures, their medians, and the median of each round's applyq ratios."""
+    runs = []
+    with sandbox(workdir, cfg.latency_ms) as url:
+        for _ in range(rounds):
+            runs.append({name: asdict(f) for name, f in run_throughput(cfg, url, workdir).items()})
+    median = {name: {key: _median([r[name][key] for r in runs]) for key in runs[0][name]} for name in cfg.contenders}
+    ratios = {
+        name: round(statistics.median(r["applyq"]["per_s"] / r[name]["per_s"] for r in runs), 2)
+        for name in cfg.contenders
+        if name != "applyq" and "applyq" in cfg.contenders
+    }
+    config = {"submissions": cfg.submissions, "latency_ms": cfg.latency_ms, "threads": cfg.threads, "rounds": rounds}
+    return {"config": config, "median": median, "applyq_ratio": ratios, "rounds": runs}
+
+
+def _median(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 2) if present else None
+
+
+def memory_figures(count: int, settle_s: float, workdir: Path) -> dict[str, Any]:
+    """``benchmarks/memory.py``: applyq and countdown tasks with ``count`` submissions due in an hour."""
+    from benchmarks.memory import measure_applyq, measure_naive
+
+    return {
+        "count": count,
+        "applyq": measure_applyq(count, settle_s, workdir),
+        "naive_celery_countdown": measure_naive(count, settle_s, workdir),
+    }
+
+
+def traffic_figures(args: list[str], workdir: Path) -> dict[str, Any] | None:
+    """``python -m benchmarks.traffic --json FILE``; None when that benchmark does not exist (yet)."""
+    if importlib.util.find_spec("benchmarks.traffic") is None:
+        return None
+    out = workdir / "traffic.json"
+    log = workdir / "traffic.log"
+    with log.open("wb") as handle:
+        code = subprocess.call([sys.executable, "-m", "benchmarks.traffic", "--json", str(out), *args],
+                               stdout=handle, stderr=handle)  # fmt: skip
+    if code != 0 or not out.exists():
+        return {"error": f"exit {code}, see {log}"}
+    return {"args": args, "contenders": json.loads(out.read_text())}
+
+
+def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every suite not skipped, in an order that keeps the quiet measurements first."""
+    skip = set(args.skip)
+    figures: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "host": _host()}
+    if "latency" not in skip:
+        figures["latency"] = run_latency(LatencyConfig(args.calls, args.cli_runs, args.cli_batch), workdir)
+    if "throughput" not in skip:
+        cfg = ThroughputConfig(
+            args.submissions, args.latency_ms, args.threads, warmup=args.warmup, contenders=CONTENDERS
+        )
+        figures["throughput"] = throughput_figures(cfg, args.rounds, workdir)
+    if "memory" not in skip:
+        figures["memory"] = memory_figures(args.memory_count, args.memory_settle_s, workdir)
+    if "traffic" not in skip:
+        traffic = traffic_figures(args.traffic_args.split(), workdir)
+        if traffic is not None:
+            figures["traffic"] = traffic
+    figures["host"]["load_after"] = _load()
+    return figures
+
+
+def _host() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "load_before": _load()}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def save(figures: dict[str, Any], results: Path) -> dict[str, Any] | None:
+    """Write this run as ``<time>.json`` and ``latest.json``; return the previous ``latest.json``, if any."""
+    results.mkdir(parents=True, exist_ok=True)
+    latest = results / "latest.json"
+    previous = json.loads(latest.read_text()) if latest.exists() else None
+    text = json.dumps(figures, indent=2)
+    (results / f"{figures['when'].replace(':', '')}.json").write_text(text)
+    latest.write_text(text)
+    return previous
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The suite's options (defaults: the full run)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=3000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=1000, help="Python API enqueues to time")
+    parser.add_argument("--cli-runs", type=int, default=20, help="'applyq submit --file' runs to time")
+    parser.add_argument("--cli-batch", type=int, default=1000, help="lines in the bulk 'applyq submit --file'")
+    parser.add_argument("--memory-count", type=int, default=100_000)
+    parser.add_argument("--memory-settle-s", type=float, default=15.0)
+    parser.add_argument("--traffic-args", default="", help="passed to 'python -m benchmarks.traffic'")
+    parser.add_argument("--skip", type=lambda s: [x for x in s.split(",") if x], default=[], help=",".join(SUITES))
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, save, print the table."""
+    args = parse_args(argv)
+    unknown = set(args.skip) - set(SUITES)
+    if unknown:
+        print(f"--skip: unknown {sorted(unknown)}; choose from {', '.join(SUITES)}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="applyq-bench-"))
+    figures = run_suite(args, workdir)
+    previous = save(figures, args.results_dir)
+    print(render(figures, previous))
+    print(f"\nfigures: {args.results_dir / 'latest.json'}; logs: {workdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

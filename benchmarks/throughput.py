@@ -1,0 +1,311 @@
+"""Throughput on one host: applyq beside the naive Celery task and the no-queue limit, in the same run.
+
+    python -m benchmarks.throughput [--submissions 3000] [--latency-ms 100] [--threads 64]
+
+Every contender delivers the same Kombo submissions to the sandbox (each answers 200 after the latency)
+and records every attempt in PostgreSQL, each in a scratch database of its own:
+
+* **applyq**: ``applyq worker`` started as a user would (``APPLYQ_WORKER_CONCURRENCY`` = threads), with
+  traffic control on and ``APPLYQ_RATE_LIMITS={"kombo:*": "10000/s"}`` (the Kombo default is an adaptive
+  rate that starts at 10/s: this measures the queue, not the ramp-up);
+* **naive Celery**: ``celery -A benchmarks.naive worker --pool threads -c THREADS`` (``acks_late``, Celery's
+  default prefetch, ``--loglevel=WARNING``: quieter than applyq's one INFO line per attempt, a stricter baseline);
+* **no-queue limit**: a thread pool in this process doing the same HTTP call and database write, no broker.
+
+A warm-up batch goes first; then the measured batch is stored (applyq) and published at once. Submissions/s
+is the batch size over the time from the first publish to the last recorded attempt; CPU is the worker
+process's user+system seconds over the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+
+from benchmarks import naive
+from benchmarks.procstat import cpu_seconds
+from benchmarks.stack import (
+    KOMBO_KEY,
+    REDIS_URL,
+    PeakRss,
+    kombo_items,
+    reset_sandbox,
+    sandbox,
+    sandbox_stats,
+    scratch_database,
+    wait_until,
+)
+from worker.config import Settings
+from worker.db import create_engine, create_session_factory, migrate
+from worker.enqueue import validate_all
+from worker.harness import spawn
+from worker.models import Attempt, Submission
+from worker.pipeline import utcnow
+from worker.store import add_submissions
+from worker.tasks import CeleryPublisher, create_celery
+
+CONTENDERS = ("applyq", "naive", "noqueue")
+#: publishes a staged batch; returns when publishing started
+Go = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ThroughputConfig:
+    """How much to send and how."""
+
+    submissions: int = 3000
+    latency_ms: float = 100.0
+    threads: int = 64
+    warmup: int = 100
+    integrations: int = 30
+    timeout_s: float = 600.0
+    contenders: tuple[str, ...] = CONTENDERS
+    #: extra ``APPLYQ_*`` variables for the applyq worker (experiments)
+    applyq_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One contender's result."""
+
+    submissions: int
+    seconds: float
+    per_s: float
+    cpu_ms_per_submission: float
+    peak_rss_mb: float | None
+    #: successful requests the sandbox answered during the batch (a check: equals ``submissions``)
+    http_200: int
+
+
+def _figures(count: int, t0: datetime, t1: datetime, cpu_s: float, rss: float | None, url: str) -> Figures:
+    seconds = (t1 - t0).total_seconds()
+    ok = int(sandbox_stats(url)["by_status"].get("200", 0))
+    return Figures(count, round(seconds, 2), round(count / seconds, 1), round(cpu_s / count * 1000, 2), rss, ok)
+
+
+def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+# --- applyq ---------------------------------------------------------------------------------------------
+
+
+def run_applyq(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
+    """``applyq worker`` as a user starts it; the batch is stored, then published in one go."""
+    tag = uuid.uuid4().hex[:6]
+    with scratch_database() as url:
+        migrate(url)
+        settings = Settings(database_url=url, broker_url=REDIS_URL, queue=f"bench-applyq-{tag}")
+        env = {
+            **os.environ, "APPLYQ_DATABASE_URL": url, "APPLYQ_BROKER_URL": REDIS_URL, "APPLYQ_QUEUE": settings.queue,
+            "APPLYQ_KOMBO_BASE_URL": sandbox_url, "APPLYQ_KOMBO_API_KEY": KOMBO_KEY,
+            "APPLYQ_RATE_LIMITS": json.dumps({"kombo:*": "10000/s"}), "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads),
+            **cfg.applyq_env,
+        }  # fmt: skip
+        worker = spawn(["worker", "--hostname", f"bench-{tag}@%h"], env, workdir / "applyq-worker.log")
+        engine = create_engine(url, pool_size=2)
+        publisher = CeleryPublisher(create_celery(settings, REDIS_URL))
+        try:
+            stage = partial(_applyq_stage, create_session_factory(engine), publisher)
+            done = partial(_applyq_final, engine)
+            return _measure(cfg, sandbox_url, tag, worker.popen.pid, stage, done, lambda: _applyq_last(engine))
+        finally:
+            worker.stop()
+            engine.dispose()
+            redis.Redis.from_url(REDIS_URL).delete(settings.queue)
+
+
+def _applyq_stage(sessions: Any, publisher: CeleryPublisher, items: list[dict[str, Any]]) -> Go:
+    """Store the submissions (as ``enqueue`` does, in one transaction); publishing them is the start."""
+    with sessions() as session:
+        stored = add_submissions(session, validate_all(items), utcnow())
+        session.commit()
+    ids = [s.submission.id for s in stored]
+
+    def go() -> datetime:
+        started = utcnow()
+        publisher.publish(ids)
+        return started
+
+    return go
+
+
+def _applyq_final(engine: sa.Engine, prefix: str) -> int:
+    return _count(
+        engine,
+        sa.select(sa.func.count())
+        .select_from(Submission)
+        .where(Submission.idempotency_key.startswith(prefix), Submission.status == "succeeded"),
+    )
+
+
+def _applyq_last(engine: sa.Engine) -> datetime:
+    with engine.connect() as conn:
+        last: datetime | None = conn.scalar(sa.select(sa.func.max(Attempt.finished_at)))
+    assert last is not None, "no attempt was recorded"
+    return last
+
+
+# --- the naive Celery task ------------------------------------------------------------------------------
+
+
+def run_naive(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
+    """``celery -A benchmarks.naive worker --pool threads``; the batch is published in one go."""
+    tag = uuid.uuid4().hex[:6]
+    queue = f"bench-naive-{tag}"
+    with scratch_database() as url:
+        naive.create_tables(url)
+        env = {**os.environ, "NAIVE_BROKER_URL": REDIS_URL, "NAIVE_QUEUE": queue, "NAIVE_DATABASE_URL": url,
+               "NAIVE_KOMBO_URL": sandbox_url, "NAIVE_CONNECTIONS": str(cfg.threads)}  # fmt: skip
+        with (workdir / "naive-worker.log").open("ab") as log:
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--pool=threads",
+                 f"--concurrency={cfg.threads}", f"--queues={queue}", f"--hostname=naive-{tag}@%h",
+                 "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+                env=env, stdout=log, stderr=log,
+            )  # fmt: skip
+        engine = sa.create_engine(url, pool_size=1)
+        try:
+            naive.app.conf.broker_url = REDIS_URL
+            stage = partial(_naive_stage, queue)
+            done = partial(_naive_final, engine)
+            return _measure(cfg, sandbox_url, tag, worker.pid, stage, done, partial(_naive_last, engine))
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
+            engine.dispose()
+            redis.Redis.from_url(REDIS_URL).delete(queue)
+
+
+def _naive_stage(queue: str, items: list[dict[str, Any]]) -> Go:
+    """Nothing to store: publishing the tasks (the whole submission in each) is the start."""
+
+    def go() -> datetime:
+        started = utcnow()
+        with naive.app.producer_or_acquire() as producer:
+            for item in items:
+                naive.deliver.apply_async(args=[item], queue=queue, producer=producer)
+        return started
+
+    return go
+
+
+def _naive_final(engine: sa.Engine, prefix: str) -> int:
+    table = naive.attempts
+    query = sa.select(sa.func.count()).where(table.c.submission_key.startswith(prefix), table.c.http_status == 200)
+    return _count(engine, query)
+
+
+def _naive_last(engine: sa.Engine) -> datetime:
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(sa.func.max(naive.attempts.c.finished_at)))  # type: ignore[no-any-return]
+
+
+# --- the no-queue limit ---------------------------------------------------------------------------------
+
+
+def run_noqueue(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
+    """A thread pool here: the same HTTP call and database write, no broker, no worker process."""
+    with scratch_database() as url:
+        naive.create_tables(url)
+        res = naive.build_resources(sandbox_url, url, connections=cfg.threads)
+        try:
+            with ThreadPoolExecutor(cfg.threads, thread_name_prefix="noqueue") as pool:
+                list(pool.map(partial(naive.send_and_record, res), kombo_items(cfg.warmup, "warm-nq")))
+                reset_sandbox(sandbox_url)
+                items = kombo_items(cfg.submissions, uuid.uuid4().hex[:6], integrations=cfg.integrations)
+                cpu0, started = cpu_seconds(os.getpid()), datetime.now(UTC)
+                list(pool.map(partial(naive.send_and_record, res), items))
+                cpu_s = cpu_seconds(os.getpid()) - cpu0
+            return _figures(len(items), started, _naive_last(res.engine), cpu_s, None, sandbox_url)
+        finally:
+            res.client.close()
+            res.engine.dispose()
+
+
+# --- measuring a worker process -------------------------------------------------------------------------
+
+
+def _measure(
+    cfg: ThroughputConfig,
+    sandbox_url: str,
+    tag: str,
+    pid: int,
+    stage: Callable[[list[dict[str, Any]]], Go],
+    done: Callable[[str], int],
+    last: Callable[[], datetime],
+) -> Figures:
+    """Warm up, then stage and publish the batch and wait for it: figures from the publish on."""
+    stage(kombo_items(cfg.warmup, f"warm-{tag}", integrations=cfg.integrations))()
+    wait_until(lambda: done(f"bench-warm-{tag}-") >= cfg.warmup, cfg.timeout_s, "warm-up")
+    reset_sandbox(sandbox_url)
+    items = kombo_items(cfg.submissions, tag, integrations=cfg.integrations)
+    go = stage(items)
+    with PeakRss(pid) as rss:
+        cpu0 = cpu_seconds(pid)
+        started = go()
+        wait_until(lambda: done(f"bench-{tag}-") >= len(items), cfg.timeout_s, "batch", every_s=0.25)
+        cpu_s = cpu_seconds(pid) - cpu0
+    return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url)
+
+
+RUNNERS: dict[str, Callable[[ThroughputConfig, str, Path], Figures]] = {
+    "applyq": run_applyq,
+    "naive": run_naive,
+    "noqueue": run_noqueue,
+}
+
+
+def run_throughput(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> dict[str, Figures]:
+    """Each contender in turn against the same sandbox."""
+    results = {}
+    for name in cfg.contenders:
+        reset_sandbox(sandbox_url)
+        results[name] = RUNNERS[name](cfg, sandbox_url, workdir)
+    return results
+
+
+def main() -> int:
+    """Run the contenders, print their figures and the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=3000)
+    parser.add_argument("--latency-ms", type=float, default=100.0)
+    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    contenders = tuple(args.contenders.split(","))
+    cfg = ThroughputConfig(args.submissions, args.latency_ms, args.threads, contenders=contenders)
+    workdir = Path(tempfile.mkdtemp(prefix="applyq-bench-"))
+    with sandbox(workdir, cfg.latency_ms) as url:
+        results = run_throughput(cfg, url, workdir)
+    print(f"{cfg.submissions:,} submissions, sandbox latency {cfg.latency_ms:g} ms, {cfg.threads} threads ({workdir})")
+    for name, figures in results.items():
+        print(f"{name:10} {figures}")
+    if "applyq" in results:
+        for name in ("naive", "noqueue"):
+            if name in results:
+                print(f"applyq / {name}: {results['applyq'].per_s / results[name].per_s:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({k: asdict(v) for k, v in results.items()}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
