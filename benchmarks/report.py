@@ -72,8 +72,7 @@ def _memory(mem: dict[str, Any], last: dict[str, Any] | None) -> list[str]:
     def row(label: str, key: str) -> str:
         return _row(f"  {label}", [_fmt(ours[key]), _fmt(theirs[key]), "", _fmt(prev.get(key))])
 
-    return [title, row("worker RSS, MB", "worker_rss_mb"), row("Redis used, MB", "redis_used_mb"),
-            row("messages waiting in Redis", "queued_messages")]  # fmt: skip
+    return [title, row("worker RSS, MB", "worker_rss_mb"), row("Redis used, MB", "redis_used_mb")]
 
 
 def _traffic(traffic: dict[str, Any]) -> list[str]:
@@ -90,7 +89,7 @@ def _traffic(traffic: dict[str, Any]) -> list[str]:
 
 
 def _row(label: str, cells: list[str]) -> str:
-    return f"{label:<{LABEL}}" + "".join(f"{c:>{CELL}}" for c in cells)
+    return (f"{label:<{LABEL}}" + "".join(f"{c:>{CELL}}" for c in cells)).rstrip()
 
 
 def _pct(lat: dict[str, Any] | None) -> str:
