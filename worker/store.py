@@ -227,13 +227,6 @@ def defer(session: Session, submission_id: str, now: datetime, until: datetime) 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(
-        sa.and_(Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now),
-        sa.and_(Submission.status == Status.IN_FLIGHT.value, Submission.lease_expires_at < now),
-    )
-
-
 def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
     """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
     token = str(uuid.uuid4())
@@ -357,13 +350,13 @@ def due_submission_ids(
     stale = now - timedelta(seconds=republish_after_s)
     query = (
         sa.select(Submission.id)
-        .where(_claimable(now), sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
+        .where(_CLAIMABLE_NOW, sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
         .order_by(Submission.next_attempt_at)
         .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query))
+    return list(session.scalars(query, {"now": now}))
 
 
 def mark_published(session: Session, ids: Sequence[str], now: datetime) -> None:
