@@ -33,6 +33,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from benchmarks.stack import PG_ADMIN_URL
 from worker.config import Settings
 from worker.db import create_engine, create_session_factory, migrate
 from worker.enqueue import enqueue, validate_all
@@ -42,7 +43,6 @@ from worker.pipeline import utcnow
 from worker.sandbox.config import SandboxConfig
 from worker.tasks import CeleryPublisher, create_celery
 
-PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("APPLYQ_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/14")
 SANDBOX_KEYS = {
     "APPLYQ_KOMBO_API_KEY": SandboxConfig.kombo_api_key,

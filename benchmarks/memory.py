@@ -25,14 +25,12 @@ import redis
 import sqlalchemy as sa
 
 from benchmarks.procstat import redis_used_mb, rss_mb
+from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
 from worker.db import migrate
 from worker.harness import create_database, drop_database, spawn
 from worker.models import Submission
 from worker.pipeline import utcnow
 from worker.store import provider_idempotency_key
-
-PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("APPLYQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def schedule_in_database(pg_url: str, count: int) -> None:

@@ -29,6 +29,7 @@ import httpx
 import redis
 import sqlalchemy as sa
 
+from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
 from worker.config import Settings
 from worker.db import create_engine, create_session_factory, migrate
 from worker.enqueue import enqueue, validate_all
@@ -37,8 +38,6 @@ from worker.models import Submission
 from worker.pipeline import utcnow
 from worker.tasks import CeleryPublisher, create_celery
 
-PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("APPLYQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 FLOODED, OTHER = "greenhouse:bench-flooded", "lever:bench-other"
 
 

@@ -171,8 +171,9 @@ def get_limits(settings: Settings) -> list[dict[str, Any]]:
     from worker.tasks import resolve_broker_url
 
     rows = RedisLimiter(redis_client(resolve_broker_url(settings))).snapshot()
+    configured = settings.limit_specs  # parsed once, not per row
     for row in rows:
-        spec = resolve_spec(row["key"], settings.limit_specs)
+        spec = resolve_spec(row["key"], configured)
         row["rate_per_s"] = round(spec.rate_per_s, 3) if spec.rate_per_s else None
         row["concurrency"] = spec.concurrency
     return rows
