@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     republish_after_s: float = Field(default=60.0, gt=0)
     dispatch_batch_size: int = Field(default=500, ge=1)
 
+    #: Attempts one worker process runs at once (HTTP calls in flight; also its Celery thread pool).
     worker_concurrency: int = Field(default=32, ge=1)
+    #: Submission ids per Celery message: a worker claims, records and acknowledges them together.
+    batch_size: int = Field(default=16, ge=1, le=500)
 
     #: Shared rate/concurrency limits, cooldowns and circuit breakers in Redis (see worker/limiter.py).
     traffic_control: bool = True

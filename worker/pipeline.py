@@ -1,6 +1,8 @@
-"""One attempt of one submission: claim the lease, call the provider, decide, record.
+"""Attempts of a batch of submissions: peek, ask the limiter, claim, call the providers, decide, record.
 
 This is what the Celery task runs; it takes everything it needs as arguments, so tests call it directly.
+Each due submission of a message takes its turn in the process's pool of ``worker_concurrency`` threads;
+the turns' claims and recordings are grouped into shared transactions (``worker/coalesce.py``).
 """
 
 from __future__ import annotations
@@ -8,23 +10,25 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from worker.coalesce import Coalescer
 from worker.config import Settings
 from worker.limiter import Gate, Hints, Signal, Wait
-from worker.policy import AttemptContext, Verdict, decide
+from worker.policy import AttemptContext, decide
 from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Provider
-from worker.store import Claim, claim, defer, finish, peek_due
+from worker.store import Claim, Due, Finished, claim, defer, finish, peek_due
 from worker.traffic import Traffic, hints_for, signal_for
 
-__all__ = ["Outcome", "Runtime", "process_submission", "utcnow"]
+__all__ = ["Outcome", "Runtime", "process_batch", "process_submission", "utcnow"]
 
 log = logging.getLogger("applyq.pipeline")
 
@@ -48,11 +52,29 @@ class Runtime:
     #: shared rate/concurrency limits, cooldowns and circuit breakers (unlimited by default)
     traffic: Traffic = field(default_factory=Traffic)
     sleep: Callable[[float], None] = time.sleep
+    #: the turns' threads (``worker_concurrency`` of them) and their grouped claims and recordings
+    pool: ThreadPoolExecutor = field(init=False)
+    claims: Coalescer[str, Claim | None] = field(init=False)
+    records: Coalescer[Finished, bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(self.settings.worker_concurrency, thread_name_prefix="applyq-attempt")
+        self.claims = Coalescer(self._claim_all, "claim")
+        self.records = Coalescer(self._finish_all, "record")
+
+    def _claim_all(self, submission_ids: Sequence[str]) -> list[Claim | None]:
+        with self.sessions() as session:
+            leases = claim(session, submission_ids, self.clock(), self.settings.lease_s)
+        return [leases.get(sid) for sid in submission_ids]
+
+    def _finish_all(self, done: Sequence[Finished]) -> list[bool]:
+        with self.sessions() as session:
+            return finish(session, done)
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one task run did, as Flower shows it: the decision and the code, never candidate data."""
+    """What one submission's turn did, as Flower shows it: the decision and the code, never candidate data."""
 
     decision: str
     code: str | None = None
@@ -63,18 +85,35 @@ class Outcome:
         return {"decision": self.decision, "code": self.code, "status": self.status}
 
 
-def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
-    """Run one attempt if the submission is due, free and within its provider's limits.
+_SKIPPED = Outcome("skipped")
+_ERROR = Outcome("error")
 
-    A stale or duplicate message does nothing; a submission its integration's limits hold back is
-    deferred in the database without an attempt, so waiting never occupies a worker.
+
+def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
+    """``process_batch`` of one."""
+    return process_batch(runtime, [submission_id])[0]
+
+
+def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outcome]:
+    """Run one attempt of each submission that is due, free and within its provider's limits.
+
+    A stale or duplicate id does nothing; a submission its integration's limits hold back is deferred in
+    the database without an attempt, so waiting never occupies a worker. The outcomes follow the ids'
+    order; an unexpected error is raised once the batch's other turns are over.
     """
     runtime.heartbeat()
     with runtime.sessions() as session:
-        due = peek_due(session, submission_id, runtime.clock())
-    if due is None:
-        log.debug("skip %s: not due, leased elsewhere or final", submission_id)
-        return Outcome("skipped")
+        dues = peek_due(session, submission_ids, runtime.clock())
+    turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in submission_ids if sid in dues}
+    wait(turns.values())
+    errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
+    if errors:
+        raise errors[0]
+    return [turns[sid].result() if sid in turns else _SKIPPED for sid in submission_ids]
+
+
+def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
+    """One submission's attempt, in a pool thread: limits first, then claim, call, decide, record."""
     provider = Provider(due.provider)
     key = runtime.traffic.key(provider, due.integration_id)
     spec = runtime.traffic.spec(key)
@@ -96,19 +135,30 @@ def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
 
 def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None]:
     """Claim, deliver, decide, record; ``None`` for the answer if the claim was lost to another worker."""
-    with runtime.sessions() as session:
-        lease = claim(session, submission_id, runtime.clock(), runtime.settings.lease_s)
-        if lease is None:
-            return Outcome("skipped"), None
-    delivery, provider = _delivery(lease)
-    answer, latency_ms = runtime.adapters[provider].deliver(delivery)
+    lease = runtime.claims.submit(submission_id)
+    if lease is None:
+        return _SKIPPED, None
+    submission = SubmissionIn.model_validate(lease.payload)
+    delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
+    answer, latency_ms = runtime.adapters[submission.provider].deliver(delivery)
     now = runtime.clock()
-    verdict = decide(answer, _context(lease, provider, now, runtime.rand()), runtime.settings)
-    with runtime.sessions() as session:
-        kept = finish(session, lease, answer, verdict, latency_ms, now)
-    _log(delivery, provider, lease, answer, verdict, kept)
+    verdict = decide(answer, _context(lease, submission.provider, now, runtime.rand()), runtime.settings)
+    done = Finished(lease, answer, verdict, latency_ms, now)
+    _log(delivery, submission.provider, done, runtime.records.submit(done))
     code = None if isinstance(answer, Accepted) else answer.label
     return Outcome(verdict.decision.value, code, verdict.status.value), answer
+
+
+def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
+    return AttemptContext(
+        provider=provider,
+        integration_id=lease.integration_id,
+        attempt=lease.window_attempt,
+        window_started_at=lease.window_started_at,
+        now=now,
+        had_unknown_outcome=lease.had_unknown_outcome,
+        rand=rand,
+    )
 
 
 def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
@@ -125,23 +175,6 @@ def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcom
     return Outcome("deferred", gate.verdict.value)
 
 
-def _delivery(lease: Claim) -> tuple[Delivery, Provider]:
-    submission = SubmissionIn.model_validate(lease.payload)
-    return Delivery(lease.submission_id, lease.provider_idempotency_key, submission), submission.provider
-
-
-def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
-    return AttemptContext(
-        provider=provider,
-        integration_id=lease.integration_id,
-        attempt=lease.window_attempt,
-        window_started_at=lease.window_started_at,
-        now=now,
-        had_unknown_outcome=lease.had_unknown_outcome,
-        rand=rand,
-    )
-
-
 _LEVELS = {
     Decision.SUCCESS: logging.INFO,
     Decision.RETRY: logging.INFO,
@@ -150,13 +183,14 @@ _LEVELS = {
 }
 
 
-def _log(delivery: Delivery, provider: Provider, lease: Claim, answer: Answer, verdict: Verdict, kept: bool) -> None:
+def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> None:
     """One structured line per state change; ids and codes only, never candidate data or keys."""
+    answer, verdict = done.answer, done.verdict
     extra: dict[str, Any] = {
         "submission_id": delivery.submission_id,
         "provider": provider.value,
         "integration_id": delivery.submission.integration_id,
-        "attempt": lease.attempt_number,
+        "attempt": done.lease.attempt_number,
         "decision": verdict.decision.value,
         "status": verdict.status.value,
         "reason": verdict.reason,

@@ -24,11 +24,12 @@ from worker.policy import Verdict
 from worker.providers.base import Accepted, Answer
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Status
-from worker.webhooks import OUTCOME_COLUMNS, OUTCOME_STATUSES, record_outcome
+from worker.webhooks import OUTCOME_STATUSES, record_outcomes
 
 __all__ = [
     "Claim",
     "Due",
+    "Finished",
     "Stored",
     "add_submissions",
     "claim",
@@ -53,10 +54,15 @@ _CLAIMABLE_NOW = sa.or_(
     sa.and_(_S.c.status.in_(_CLAIMABLE), _S.c.next_attempt_at <= _NOW),
     sa.and_(_S.c.status == Status.IN_FLIGHT.value, _S.c.lease_expires_at < _NOW),
 )
-_PEEK = sa.select(_S.c.provider, _S.c.integration_id).where(_S.c.id == sa.bindparam("sid"), _CLAIMABLE_NOW)
+_SIDS: sa.BindParameter[str] = sa.bindparam("sids", expanding=True)
+_PEEK = sa.select(_S.c.id, _S.c.provider, _S.c.integration_id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW)
+#: rows are locked in id order and rows another claimer holds are skipped: concurrent batches never deadlock
+_LOCK_CLAIMABLE = (
+    sa.select(_S.c.id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW).order_by(_S.c.id).with_for_update(skip_locked=True)
+)
 _CLAIM = (
     sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"), _CLAIMABLE_NOW)
+    .where(_S.c.id.in_(_LOCK_CLAIMABLE), _CLAIMABLE_NOW)
     .values(
         status=Status.IN_FLIGHT.value,
         lease_token=sa.bindparam("token"),
@@ -65,6 +71,7 @@ _CLAIM = (
         updated_at=_NOW,
     )
     .returning(
+        _S.c.id,
         _S.c.attempt_count,
         _S.c.window_attempt_base,
         _S.c.window_started_at,
@@ -73,18 +80,12 @@ _CLAIM = (
         _S.c.payload,
     )
 )
-_OPEN_ATTEMPT = (
-    sa.insert(_A)
-    .values(submission_id=sa.bindparam("sid"), number=sa.bindparam("number"), started_at=_NOW)
-    .returning(_A.c.id)
-)
-#: the SET clauses come from the parameters' keys
+#: one statement for many rows (SQLAlchemy's "insertmanyvalues"), ids in the parameters' order
+_OPEN_ATTEMPTS = sa.insert(_A).returning(_A.c.submission_id, _A.c.id, sort_by_parameter_order=True)
+#: executemany: the SET clauses come from the parameters' keys (the same keys in every row)
 _RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id"))
-_MOVE_ON = (
-    sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
-    .returning(*OUTCOME_COLUMNS)
-)
+_STILL_LEASED = sa.select(_S.c.id, _S.c.lease_token).where(_S.c.id.in_(_SIDS)).order_by(_S.c.id).with_for_update()
+_MOVE_ON = sa.update(_S).where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,15 +205,15 @@ class Due:
     integration_id: str | None
 
 
-def peek_due(session: Session, submission_id: str, now: datetime) -> Due | None:
-    """The submission's provider and integration if it could be claimed now, else None (no lock).
+def peek_due(session: Session, submission_ids: Sequence[str], now: datetime) -> dict[str, Due]:
+    """Those of the submissions that could be claimed now, with their provider and integration (no lock).
 
     On PostgreSQL a fresh ``session`` reads outside a transaction: a lone SELECT needs no BEGIN and ROLLBACK.
     """
     if not session.in_transaction() and session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    row = session.execute(_PEEK, {"sid": submission_id, "now": now}).one_or_none()
-    return None if row is None else Due(row.provider, row.integration_id)
+    rows = session.execute(_PEEK, {"sids": list(submission_ids), "now": now})
+    return {row.id: Due(row.provider, row.integration_id) for row in rows}
 
 
 def defer(session: Session, submission_id: str, now: datetime, until: datetime) -> bool:
@@ -227,33 +228,45 @@ def defer(session: Session, submission_id: str, now: datetime, until: datetime) 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def claim(session: Session, submission_id: str, now: datetime, lease_s: float) -> Claim | None:
-    """Take the lease and open an attempt, in one transaction; None if not due, leased or final."""
+def claim(session: Session, submission_ids: Sequence[str], now: datetime, lease_s: float) -> dict[str, Claim]:
+    """Lease those of the submissions that are due and free and open an attempt for each, in one transaction.
+
+    The others (not due, leased elsewhere, final) are left out of the answer.
+    """
     token = str(uuid.uuid4())
     expires = now + timedelta(seconds=lease_s)
-    params = {"sid": submission_id, "now": now, "token": token, "expires": expires}
-    row = session.execute(_CLAIM, params).one_or_none()
-    if row is None:
+    params = {"sids": list(submission_ids), "now": now, "token": token, "expires": expires}
+    rows = session.execute(_CLAIM, params).all()
+    if not rows:
         session.rollback()
-        return None
-    had_unknown = False
-    if row.attempt_count > 1:  # only an earlier attempt can be lost or of unknown outcome
-        _close_lost_attempts(session, submission_id, now)
-        had_unknown = _had_unknown_outcome(session, submission_id)
-    attempt_id = session.scalar(_OPEN_ATTEMPT, {"sid": submission_id, "number": row.attempt_count, "now": now})
-    session.commit()
-    return Claim(
-        submission_id=submission_id,
-        lease_token=token,
-        attempt_id=int(attempt_id),
-        attempt_number=row.attempt_count,
-        window_attempt=row.attempt_count - row.window_attempt_base,
-        window_started_at=row.window_started_at,
-        integration_id=row.integration_id,
-        had_unknown_outcome=had_unknown,
-        provider_idempotency_key=row.provider_idempotency_key,
-        payload=row.payload,
+        return {}
+    unknown = {row.id: _recover_lost_attempts(session, row.id, now) for row in rows if row.attempt_count > 1}
+    opened = session.execute(
+        _OPEN_ATTEMPTS, [{"submission_id": r.id, "number": r.attempt_count, "started_at": now} for r in rows]
     )
+    attempt_ids: dict[str, int] = {row.submission_id: row.id for row in opened}
+    session.commit()
+    return {
+        row.id: Claim(
+            submission_id=row.id,
+            lease_token=token,
+            attempt_id=int(attempt_ids[row.id]),
+            attempt_number=row.attempt_count,
+            window_attempt=row.attempt_count - row.window_attempt_base,
+            window_started_at=row.window_started_at,
+            integration_id=row.integration_id,
+            had_unknown_outcome=unknown.get(row.id, False),
+            provider_idempotency_key=row.provider_idempotency_key,
+            payload=row.payload,
+        )
+        for row in rows
+    }
+
+
+def _recover_lost_attempts(session: Session, submission_id: str, now: datetime) -> bool:
+    """Close the attempts a lost worker left open; True if any earlier attempt's outcome is unknown."""
+    _close_lost_attempts(session, submission_id, now)
+    return _had_unknown_outcome(session, submission_id)
 
 
 def _had_unknown_outcome(session: Session, submission_id: str) -> bool:
@@ -282,24 +295,59 @@ def _close_lost_attempts(session: Session, submission_id: str, now: datetime) ->
     )
 
 
-def finish(session: Session, lease: Claim, answer: Answer, verdict: Verdict, latency_ms: float, now: datetime) -> bool:
-    """Record the attempt and move the submission on; False if the lease was lost meanwhile."""
-    attempt = {
-        "finished_at": now,
-        "latency_ms": latency_ms,
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt's answer and what the router made of it, ready to be recorded."""
+
+    lease: Claim
+    answer: Answer
+    verdict: Verdict
+    latency_ms: float
+    #: when the answer came
+    at: datetime
+
+
+def finish(session: Session, done: Sequence[Finished]) -> list[bool]:
+    """Record the attempts and move their submissions on, in one transaction; False where the lease was lost.
+
+    The submissions still leased by these attempts are locked first (in id order), so the rest are
+    plain many-row statements: one for the attempts, one per kind of answer for the submissions.
+    """
+    leased = session.execute(_STILL_LEASED, {"sids": [d.lease.submission_id for d in done]})
+    tokens = {row.id: row.lease_token for row in leased}
+    kept = [tokens.get(d.lease.submission_id) == d.lease.lease_token for d in done]
+    moving = [d for d, k in zip(done, kept, strict=True) if k]
+    for accepted in (True, False):  # executemany wants the same columns in every row
+        _execute_many(session, _RECORD_ATTEMPT, [_attempt_columns(d) for d in done if _accepted(d) is accepted])
+        _execute_many(session, _MOVE_ON, [_submission_columns(d) for d in moving if _accepted(d) is accepted])
+    finals = [d.lease.submission_id for d in moving if d.verdict.status in OUTCOME_STATUSES]
+    if finals:
+        record_outcomes(session, finals, done[0].at)  # the job board's webhooks, in this transaction
+    session.commit()
+    return kept
+
+
+def _accepted(done: Finished) -> bool:
+    return isinstance(done.answer, Accepted)
+
+
+def _execute_many(session: Session, statement: sa.Executable, rows: list[dict[str, object]]) -> None:
+    if rows:
+        session.execute(statement, rows)
+
+
+def _attempt_columns(done: Finished) -> dict[str, object]:
+    verdict = done.verdict
+    return {
+        "attempt_id": done.lease.attempt_id,
+        "finished_at": done.at,
+        "latency_ms": done.latency_ms,
         "decision": verdict.decision.value,
         "reason": verdict.reason,
         "delay_s": verdict.delay_s,
         "unknown_outcome": verdict.unknown_outcome,
-        **_answer_columns(answer),
+        **_answer_columns(done.answer),
     }
-    session.execute(_RECORD_ATTEMPT, {"attempt_id": lease.attempt_id, **attempt})
-    params = {"sid": lease.submission_id, "token": lease.lease_token, **_submission_columns(answer, verdict, now)}
-    row = session.execute(_MOVE_ON, params).one_or_none()
-    if row is not None and verdict.status in OUTCOME_STATUSES:
-        record_outcome(session, lease.submission_id, now, row)  # the job board's webhook, in this transaction
-    session.commit()
-    return row is not None
 
 
 def _answer_columns(answer: Answer) -> dict[str, object]:
@@ -317,9 +365,12 @@ def _answer_columns(answer: Answer) -> dict[str, object]:
     }
 
 
-def _submission_columns(answer: Answer, verdict: Verdict, now: datetime) -> dict[str, object]:
+def _submission_columns(done: Finished) -> dict[str, object]:
+    answer, verdict, now = done.answer, done.verdict, done.at
     final = verdict.status is not Status.RETRY_SCHEDULED
     values: dict[str, object] = {
+        "sid": done.lease.submission_id,
+        "token": done.lease.lease_token,
         "status": verdict.status.value,
         "lease_token": None,
         "lease_expires_at": None,

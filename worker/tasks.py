@@ -1,4 +1,4 @@
-"""The Celery app: one task, ``applyq.submit(submission_id)``, whose only argument is an id.
+"""The Celery app: one task, ``applyq.submit(submission_ids)``, whose only argument is a list of ids.
 
 Settings chosen for at-least-once delivery with the database as the source of truth:
 
@@ -18,15 +18,16 @@ Settings chosen for at-least-once delivery with the database as the source of tr
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 
 from worker.config import EMBEDDED_BROKER, Settings
-from worker.pipeline import Runtime, process_submission
+from worker.pipeline import Outcome, Runtime, process_batch
 
-__all__ = ["TASK_NAME", "CeleryPublisher", "create_celery", "resolve_broker_url"]
+__all__ = ["TASK_NAME", "CeleryPublisher", "create_celery", "resolve_broker_url", "summarize"]
 
 TASK_NAME = "applyq.submit"
 
@@ -68,6 +69,7 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             "interval_max": 0.5,
         },
         "broker_pool_limit": 10,
+        "applyq_batch_size": settings.batch_size,
     }
 
 
@@ -95,11 +97,20 @@ def create_celery(settings: Settings, broker_url: str, runtime: Runtime | None =
     holder = _RuntimeHolder(settings, runtime)
 
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
-    def submit(submission_id: str) -> dict[str, Any]:
-        """Run one attempt of the submission; the result names the decision and code only."""
-        return process_submission(holder.get(), submission_id).as_result()
+    def submit(submission_ids: list[str] | str) -> dict[str, Any]:
+        """Run one attempt of each submission; the result names decisions and codes only."""
+        ids = [submission_ids] if isinstance(submission_ids, str) else submission_ids
+        return summarize(process_batch(holder.get(), ids))
 
     return app
+
+
+def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The task's result as Flower shows it: one outcome as is, a batch as counts per decision and code."""
+    if len(outcomes) == 1:
+        return outcomes[0].as_result()
+    codes = Counter(o.code for o in outcomes if o.code)
+    return {"count": len(outcomes), "decisions": dict(Counter(o.decision for o in outcomes)), "codes": dict(codes)}
 
 
 class CeleryPublisher:
@@ -108,10 +119,13 @@ class CeleryPublisher:
     def __init__(self, app: Celery, queue: str | None = None) -> None:
         self._app = app
         self._queue = queue
+        self._batch_size = int(app.conf.get("applyq_batch_size") or 1)
 
     def publish(self, submission_ids: Sequence[str]) -> None:
-        """One message per id; raises when the broker is unreachable after the publish retries."""
+        """One message per ``APPLYQ_BATCH_SIZE`` ids, in order; raises when the broker stays unreachable."""
         options = {"queue": self._queue} if self._queue else {}
+        size = self._batch_size
         with self._app.producer_or_acquire() as producer:
-            for submission_id in submission_ids:
-                self._app.send_task(TASK_NAME, args=[submission_id], producer=producer, retry=True, **options)
+            for start in range(0, len(submission_ids), size):
+                ids = list(submission_ids[start : start + size])
+                self._app.send_task(TASK_NAME, args=[ids], producer=producer, retry=True, **options)

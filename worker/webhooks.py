@@ -1,6 +1,6 @@
 """Outcome webhooks: the event recorded with a submission's final state, and its signature.
 
-When a submission becomes ``succeeded``, ``terminal`` or ``parked``, ``record_outcome`` adds an event to the
+When a submission becomes ``succeeded``, ``terminal`` or ``parked``, ``record_outcomes`` adds an event to the
 outbox (``applyq_webhook_event``) in the same transaction; ``worker/webhook_delivery.py`` POSTs it to
 ``APPLYQ_WEBHOOK_URL`` until the job board answers 2xx. Every delivery of one event carries the same ``id``
 and body, so receivers deduplicate on ``id``. The header is
@@ -17,6 +17,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
@@ -36,7 +37,7 @@ __all__ = [
     "DeliveryStatus",
     "encode_body",
     "event_payload",
-    "record_outcome",
+    "record_outcomes",
     "sign",
     "verify_signature",
 ]
@@ -66,30 +67,26 @@ _S = cast(sa.Table, Submission.__table__)
 OUTCOME_COLUMNS = tuple(
     _S.c[name] for name in ("id", "idempotency_key", "status", "outcome_reason", "outcome_code", "remote_id", "payload")
 )
-_FINAL_ROW: sa.Select[Any] = sa.select(*OUTCOME_COLUMNS).where(_S.c.id == sa.bindparam("sid"))
+_FINAL_ROWS: sa.Select[Any] = sa.select(*OUTCOME_COLUMNS).where(_S.c.id.in_(sa.bindparam("sids", expanding=True)))
 _ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
 
 
-def record_outcome(session: Session, submission_id: str, now: datetime, row: sa.Row[Any] | None = None) -> None:
-    """Add the outcome event of a submission that just reached a final status (same transaction).
-
-    ``row`` holds its ``OUTCOME_COLUMNS`` as just written, if the caller has them; else they are read.
-    """
-    if row is None:
-        row = session.execute(_FINAL_ROW, {"sid": submission_id}).one()
-    event_id = str(uuid.uuid4())
-    session.execute(
-        _ADD_EVENT,
-        {
+def record_outcomes(session: Session, submission_ids: Sequence[str], now: datetime) -> None:
+    """Add the outcome events of submissions that just reached a final status (same transaction)."""
+    rows = session.execute(_FINAL_ROWS, {"sids": list(submission_ids)}).all()
+    events = []
+    for row in rows:
+        event_id = str(uuid.uuid4())
+        events.append({
             "id": event_id,
-            "submission_id": submission_id,
+            "submission_id": row.id,
             "payload": event_payload(row, event_id, now),
             "status": DeliveryStatus.PENDING.value,
             "attempt_count": 0,
             "next_attempt_at": now,
             "created_at": now,
-        },
-    )
+        })  # fmt: skip
+    session.execute(_ADD_EVENT, events)
 
 
 def event_payload(row: Submission | sa.Row[Any], event_id: str, now: datetime) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, ses
     script = Script(ok)
     sid = add(sessions, publisher, clock)
     with sessions() as session:
-        assert claim(session, sid, clock(), settings.lease_s) is not None
+        assert claim(session, [sid], clock(), settings.lease_s)
     assert process_submission(make_runtime(settings, sessions, clock, script), sid).decision == "skipped"
     assert script.calls == 0
 
@@ -178,7 +178,7 @@ def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, se
 
     sid = add(sessions, publisher, clock)
     with sessions() as session:
-        claim(session, sid, clock(), settings.lease_s)
+        claim(session, [sid], clock(), settings.lease_s)
     clock.advance(settings.lease_s + 1)
     process_submission(make_runtime(settings, sessions, clock, ok), sid)
     row = load(sessions, sid)

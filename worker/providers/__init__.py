@@ -9,6 +9,7 @@ from worker.providers.base import Accepted, Adapter, Answer, Delivery, ErrorKind
 from worker.providers.celper import CelperAdapter
 from worker.providers.kombo import KomboAdapter
 from worker.providers.stackone import StackOneAdapter
+from worker.providers.transport import ShardedTransport
 from worker.states import Provider
 
 __all__ = [
@@ -25,15 +26,13 @@ __all__ = [
 def build_adapters(
     settings: Settings, transport: httpx.BaseTransport | None = None, max_connections: int = 100
 ) -> dict[Provider, Adapter]:
-    """One adapter per provider, each with its own connection pool (``transport`` for tests)."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    """One adapter per provider, each with its own connection pools (``transport`` for tests)."""
 
     def client(base_url: str) -> httpx.Client:
         return httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             timeout=settings.http_timeout_s,
-            limits=limits,
-            transport=transport,
+            transport=transport or ShardedTransport(max_connections),
             follow_redirects=False,
         )
 
