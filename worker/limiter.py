@@ -171,7 +171,9 @@ local now, signal, token, probe = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] =
 local adaptive, initial, min_rate, max_rate = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local retry_after, exhausted_until, cap_hint = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local threshold, open_base, open_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local sent, margin, growth = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
 local p = KEYS[1]
+local ep = p .. 'ep'
 redis.call('ZREM', p .. 'inflight', token)
 if probe then redis.call('DEL', p .. 'probe') end
 if signal == 'not_sent' then return 1 end
@@ -193,35 +195,74 @@ if signal == 'success' or signal == 'other' then
   if tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0') > 0 then
     redis.call('HDEL', p .. 'brk', 'open_until', 'open_s')
   end
+  -- the episode since the last 429: count what the provider let through, note when sending resumed after
+  -- its cooldown, and forget it as a measure once the backlog is gone (idle time is not the provider's pace)
+  if adaptive then
+    local e = redis.call('HMGET', ep, 's', 'c', 'f')
+    if e[1] and sent >= tonumber(e[1]) then
+      if not pressing then
+        redis.call('HSET', ep, 'idle', '1')
+      else
+        redis.call('HINCRBY', ep, 'n', 1)
+        if sent >= tonumber(e[2]) and (not e[3] or sent < tonumber(e[3])) then
+          redis.call('HSET', ep, 'f', tostring(sent))
+        end
+      end
+    end
+  end
 end
 if signal == 'success' then
-  redis.call('ZADD', p .. 'ok', now, token)
+  redis.call('ZADD', p .. 'ok', sent, token)
   redis.call('ZREMRANGEBYSCORE', p .. 'ok', '-inf', now - 60)
   redis.call('EXPIRE', p .. 'ok', 120)
-  -- grow only while a backlog presses on the current rate (no inflation while idle)
+  -- grow only while a backlog presses on the current rate (no inflation while idle); once a 429 has taught
+  -- the limit, probe above it slowly (growth per success = growth per second, relative to the rate)
   if adaptive and pressing then
-    if redis.call('GET', p .. 'learned') then rate = rate + 0.01 else rate = rate * 1.05 end
+    if redis.call('GET', p .. 'learned') then rate = rate + growth else rate = rate * 1.05 end
     redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
   end
 elseif signal == 'rate_limited' then
   local wait = retry_after
   if wait <= 0 then wait = 1 end
   cooldown(now + wait)
-  -- what got through just before the 429 is about the limit, if we were sending near our own pace;
-  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough. The window
-  -- spans up to 2 s of activity (or Retry-After, if longer), so a provider's burst allowance refilled
-  -- during a cooldown does not pass for its rate.
-  if adaptive then
-    local first = redis.call('ZRANGE', p .. 'ok', 0, 0, 'WITHSCORES')
-    local active = 1
-    if first[2] then active = now - tonumber(first[2]) end
-    local window = math.max(1, math.min(60, math.max(wait, math.min(2, active))))
-    local observed = redis.call('ZCOUNT', p .. 'ok', now - window, now) / window
-    if pressing or observed >= 0.5 * rate then
-      redis.call('SET', p .. 'rate', tostring(math.max(min_rate, math.min(rate * 0.9, 0.95 * observed))), 'EX', 86400)
-      redis.call('SET', p .. 'learned', '1', 'EX', 86400)
-    end
+  if not adaptive then return 1 end
+  local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+  local e = redis.call('HMGET', ep, 's', 'o', 'n', 'f', 'c', 'idle')
+  -- a request sent before the last 429 was answered belongs to that episode: no news about the rate
+  if e[2] and sent < tonumber(e[2]) then
+    redis.call('HSET', ep, 'c', tostring(cool))
+    return 1
   end
+  -- Between two 429s (the provider's bucket empty at both) it issued exactly what it let through, give or
+  -- take what overflowed while nothing was sent: so the answers sent since the previous 429, over the time
+  -- since then less the idle gap between the end of its cooldown and the first send after it, are its rate.
+  local estimate = nil
+  if e[1] and not e[6] and redis.call('GET', p .. 'learned') then
+    local busy = sent - tonumber(e[1])
+    if e[4] then busy = busy - math.max(0, tonumber(e[4]) - tonumber(e[5])) end
+    estimate = tonumber(e[3] or '0') / math.max(0.5, busy)
+  end
+  -- Without a previous 429 to measure from, what got through just before this one is about the limit, if
+  -- we were sending near our own pace (under light traffic a 429 says little about the rate, and the
+  -- cooldown is answer enough). The window spans up to 2 s of activity (or Retry-After, if longer).
+  local first = redis.call('ZRANGE', p .. 'ok', 0, 0, 'WITHSCORES')
+  local active = 1
+  if first[2] then active = sent - tonumber(first[2]) end
+  local window = math.max(1, math.min(60, math.max(wait, math.min(2, active))))
+  local observed = redis.call('ZCOUNT', p .. 'ok', sent - window, sent) / window
+  if pressing or observed >= 0.5 * rate then
+    local new
+    if estimate then
+      new = math.max(0.5 * rate, math.min(rate, estimate * (1 + margin)))
+    else
+      new = math.min(rate * 0.9, 0.95 * observed)
+    end
+    redis.call('SET', p .. 'rate', tostring(math.max(min_rate, new)), 'EX', 86400)
+    redis.call('SET', p .. 'learned', '1', 'EX', 86400)
+  end
+  redis.call('DEL', ep)
+  redis.call('HSET', ep, 's', tostring(sent), 'o', tostring(now), 'n', 0, 'c', tostring(cool))
+  redis.call('EXPIRE', ep, 86400)
 elseif signal == 'unavailable' then
   local fails = redis.call('HINCRBY', p .. 'brk', 'fails', 1)
   if probe or fails >= threshold then
@@ -249,6 +290,12 @@ class AdaptiveParams:
     #: actual sends are paced by a token bucket holding this many seconds' worth of the rate
     send_burst_s: float = 0.2
     lease_s: float = 60.0
+    #: once a 429 has been measured, the rate is set this much above the pace the provider let through
+    #: (overshooting a little costs one 429 now and then; undershooting costs throughput all the time)
+    learned_margin: float = 0.03
+    #: growth per second while a backlog presses, as a share of the rate, once the limit has been learned
+    #: (before, the rate grows 5 % per success)
+    learned_growth: float = 0.003
     breaker_threshold: int = 5
     breaker_open_s: float = 15.0
     breaker_open_max_s: float = 300.0
@@ -265,11 +312,12 @@ class RedisLimiter:
 
     def gate(self, key: str, spec: LimitSpec, submission_id: str) -> Gate:
         """One atomic decision: cooldown → breaker → concurrency → rate (reserving a slot)."""
-        token = uuid.uuid4().hex
+        now = time.time()
+        token = f"{uuid.uuid4().hex}@{now:.6f}"  # when it was let through: observe() dates the answer by it
         p = self._params
         verdict, wait = self._gate(
             keys=[_prefix(key)],
-            args=[time.time(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s, token,
+            args=[now, spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s, token,
                   p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
         return Gate(Wait(_text(verdict)), float(_text(wait)), token)
@@ -277,13 +325,15 @@ class RedisLimiter:
     def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints) -> None:
         """Release the slot; learn cooldowns, the adaptive rate and the breaker state."""
         p = self._params
+        now = time.time()
         self._observe(
             keys=[_prefix(key)],
-            args=[time.time(), signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
+            args=[now, signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
                   "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
                   hints.exhausted_until or 0, hints.concurrency_limit or 0,
-                  p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s],
+                  p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
+                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth],
         )  # fmt: skip
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -310,6 +360,15 @@ class RedisLimiter:
 
 def _prefix(key: str) -> str:
     return f"applyq:lim:{key}:"
+
+
+def _sent_at(token: str, default: float) -> float:
+    """When the gate let the request through, from its token (``default`` for a token without a time)."""
+    _, at, stamp = token.rpartition("@")
+    try:
+        return min(float(stamp), default) if at else default
+    except ValueError:
+        return default
 
 
 def _text(value: bytes | str) -> str:

@@ -59,15 +59,17 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.pool = ThreadPoolExecutor(self.settings.worker_concurrency, thread_name_prefix="applyq-attempt")
-        self.claims = Coalescer(self._claim_all, "claim")
-        self.records = Coalescer(self._finish_all, "record")
+        self.claims = Coalescer(self.claim_each, "claim")
+        self.records = Coalescer(self.finish_all, "record")
 
-    def _claim_all(self, submission_ids: Sequence[str]) -> list[Claim | None]:
+    def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
+        """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
         with self.sessions() as session:
             leases = claim(session, submission_ids, self.clock(), self.settings.lease_s)
-        return [leases.get(sid) for sid in submission_ids]
+        return [leases.pop(sid, None) for sid in submission_ids]
 
-    def _finish_all(self, done: Sequence[Finished]) -> list[bool]:
+    def finish_all(self, done: Sequence[Finished]) -> list[bool]:
+        """Record every answer in one transaction; False where the lease was lost."""
         with self.sessions() as session:
             return finish(session, done)
 
@@ -104,7 +106,8 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     runtime.heartbeat()
     with runtime.sessions() as session:
         dues = peek_due(session, submission_ids, runtime.clock())
-    turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in submission_ids if sid in dues}
+    due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
+    turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in due_ids}
     wait(turns.values())
     errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
     if errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -14,7 +15,7 @@ from worker.config import Settings
 from worker.enqueue import enqueue, validate_all
 from worker.errors import IdempotencyConflict
 from worker.models import Submission
-from worker.pipeline import Runtime, process_submission
+from worker.pipeline import Runtime, process_batch, process_submission
 from worker.providers import build_adapters
 from worker.states import Status
 
@@ -171,6 +172,34 @@ def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, ses
         assert claim(session, [sid], clock(), settings.lease_s)
     assert process_submission(make_runtime(settings, sessions, clock, script), sid).decision == "skipped"
     assert script.calls == 0
+
+
+def test_a_batch_runs_each_due_submission_once_and_answers_in_order(settings, sessions, publisher, clock) -> None:
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    first, second = add(sessions, publisher, clock), add(sessions, publisher, clock, idempotency_key="key-2")
+    outcomes = process_batch(runtime, [first, "no-such-id", second, first, second])
+    assert [o.decision for o in outcomes] == ["success", "skipped", "success", "success", "success"]
+    assert script.calls == 2
+    assert {load(sessions, sid).attempt_count for sid in (first, second)} == {1}
+
+
+def test_two_asking_for_the_same_lease_in_one_grouped_claim_get_it_once(settings, sessions, publisher, clock) -> None:
+    runtime = make_runtime(settings, sessions, clock, ok)
+    sid = add(sessions, publisher, clock)
+    lease, duplicate = runtime.claim_each([sid, sid])
+    assert lease is not None and lease.submission_id == sid
+    assert duplicate is None
+
+
+def test_concurrent_duplicate_messages_send_once(settings, sessions, publisher, clock) -> None:
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: process_submission(runtime, sid).decision, range(16)))
+    assert sorted(set(outcomes)) == ["skipped", "success"] and outcomes.count("success") == 1
+    assert script.calls == 1
 
 
 def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, sessions, publisher, clock) -> None:
