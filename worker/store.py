@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -144,6 +145,13 @@ def _new_row(item: SubmissionIn, now: datetime) -> Submission:
     return Submission(**_new_values(item, now))
 
 
+_NEW_COLUMNS = (
+    "id", "idempotency_key", "payload_hash", "provider_idempotency_key", "provider", "integration_id", "job_id",
+    "payload", "status", "attempt_count", "next_attempt_at", "published_at", "created_at", "updated_at",
+    "window_started_at", "window_attempt_base",
+)  # fmt: skip
+
+
 def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
@@ -178,14 +186,21 @@ def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
 
 
 def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | None:
-    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING``: None if the key is taken.
+    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``: None if the key is taken.
 
     One round trip, no SAVEPOINT: a taken key aborts nothing, and a concurrent insert of the same key is
-    waited for, then seen by the caller's next statement.
+    waited for, then seen by the caller's next statement. The row returned is the values given (not loaded).
     """
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Submission).values(values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    return session.scalars(statement.returning(Submission)).one_or_none()
+    inserted = session.execute(_insert_if_new_statement(session.get_bind().dialect.name), values).first()
+    return None if inserted is None else Submission(**values)
+
+
+@cache
+def _insert_if_new_statement(dialect: str) -> sa.Insert:
+    """Built once per dialect: enqueue runs it for every submission."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = {name: sa.bindparam(name, type_=_S.c[name].type) for name in _NEW_COLUMNS}
+    return insert(_S).values(columns).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_S.c.id)
 
 
 def _by_key(session: Session, key: str) -> Submission | None:
