@@ -3,11 +3,22 @@
 Every worker process on every host asks the same Redis keys, in one Lua script per decision, so a limit
 holds across all of them. A submission the gate holds back is *deferred* in the database (no attempt, no
 worker slot): for a rate limit it gets a reserved slot in the future, so a backlog is spread evenly instead
-of stampeding back; a 429 bumps the key's generation, voiding reservations made at the old pace.
+of stampeding back; a 429 bumps the key's generation, voiding reservations made at the old pace, and the
+submissions that ask during its cooldown get their turns after it, at the rate.
+
+An adaptive key (no configured rate) learns its rate from 429s. It starts optimistic and measures the
+provider's pace at each 429, taking the provider for a token bucket that holds about a Retry-After's worth:
+the bucket is empty at a 429, full again a Retry-After later (or full when a backlog began to press), so
+what got through between two such moments, over the time between them less the time the bucket spent full
+because our sends lagged behind, is its rate. The rate is set a little above that, and grows slowly while
+a backlog presses and no 429 comes (faster the longer none comes). The 429s of requests already on their
+way when the first one was answered belong to the same episode and teach nothing more.
 
 Keys (``applyq:lim:{key}:…``): ``tat`` (theoretical arrival time), ``gen``, ``rate`` (adaptive), ``cool``
 (cooldown until), ``inflight`` (zset token → lease expiry), ``cap`` (learned concurrency), ``brk`` (hash:
-fails, open_until, open_s), ``probe``, ``ok`` (zset of recent successes), ``res:{submission}``.
+fails, open_until, open_s), ``probe``, ``send`` (send pacing), ``res:{submission}``; adaptive only:
+``sent`` (zset of the last minute's sends, less those answered 429), ``ep`` (hash: the running measure of
+the provider's pace, since the last 429 or since a backlog began to press) and ``learned``.
 """
 
 from __future__ import annotations
@@ -106,7 +117,20 @@ local send_burst = tonumber(ARGV[9])
 local p = KEYS[1]
 local res_key = p .. 'res:' .. sub
 local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
-if cool > now then return {'cooldown', tostring(cool - now)} end
+if cool > now then
+  -- the waiters get their turns after the cooldown now, so that they come back spread at the rate
+  -- instead of all at once (a reservation kept from before is still good if the generation is)
+  local gen = redis.call('GET', p .. 'gen') or '0'
+  local res = redis.call('HMGET', res_key, 'gen', 'slot')
+  if res[1] == gen and res[2] then return {'cooldown', tostring(math.max(cool, tonumber(res[2])) - now)} end
+  local rate = cfg_rate
+  if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
+  local slot = math.max(cool, tonumber(redis.call('GET', p .. 'tat') or '0'))
+  redis.call('SET', p .. 'tat', tostring(slot + 1 / rate), 'EX', 86400)
+  redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
+  redis.call('EXPIRE', res_key, math.ceil(slot - now) + 300)
+  return {'cooldown', tostring(slot - now)}
+end
 local open_until = tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0')
 local probe = false
 if open_until > now then return {'breaker', tostring(open_until - now)} end
@@ -162,6 +186,17 @@ if cap > 0 then
   redis.call('ZADD', p .. 'inflight', now + lease, token)
   redis.call('EXPIRE', p .. 'inflight', math.ceil(lease) + 60)
 end
+if cfg_rate <= 0 then
+  -- the adaptive rate learns from the sends of the last minute; a backlog pressing on the rate opens a
+  -- measure of the provider's pace (see _OBSERVE) if none is running
+  redis.call('ZADD', p .. 'sent', now, token)
+  redis.call('ZREMRANGEBYSCORE', p .. 'sent', '-inf', now - 60)
+  redis.call('EXPIRE', p .. 'sent', 120)
+  if tonumber(redis.call('GET', p .. 'tat') or '0') > now and redis.call('EXISTS', p .. 'ep') == 0 then
+    redis.call('HSET', p .. 'ep', 's', tostring(now), 'full', tostring(now), 'g', tostring(now))
+    redis.call('EXPIRE', p .. 'ep', 86400)
+  end
+end
 if probe then return {'probe', '0'} end
 return {'go', '0'}
 """
@@ -171,11 +206,13 @@ local now, signal, token, probe = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] =
 local adaptive, initial, min_rate, max_rate = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local retry_after, exhausted_until, cap_hint = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local threshold, open_base, open_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
-local sent, margin, growth = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17])
+local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 local p = KEYS[1]
 local ep = p .. 'ep'
 redis.call('ZREM', p .. 'inflight', token)
 if probe then redis.call('DEL', p .. 'probe') end
+-- the log of sends keeps those the provider let through (or may have): not what went unsent or got a 429
+if signal == 'not_sent' or signal == 'rate_limited' then redis.call('ZREM', p .. 'sent', token) end
 if signal == 'not_sent' then return 1 end
 -- demand presses on the rate when reservations reach into the future (a backlog is waiting)
 local pressing = tonumber(redis.call('GET', p .. 'tat') or '0') > now
@@ -195,73 +232,80 @@ if signal == 'success' or signal == 'other' then
   if tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0') > 0 then
     redis.call('HDEL', p .. 'brk', 'open_until', 'open_s')
   end
-  -- the episode since the last 429: count what the provider let through, note when sending resumed after
-  -- its cooldown, and forget it as a measure once the backlog is gone (idle time is not the provider's pace)
-  if adaptive then
-    local e = redis.call('HMGET', ep, 's', 'c', 'f')
-    if e[1] and sent >= tonumber(e[1]) then
-      if not pressing then
-        redis.call('HSET', ep, 'idle', '1')
-      else
-        redis.call('HINCRBY', ep, 'n', 1)
-        if sent >= tonumber(e[2]) and (not e[3] or sent < tonumber(e[3])) then
-          redis.call('HSET', ep, 'f', tostring(sent))
-        end
-      end
-    end
+  -- what the provider let through counts towards the running measure of its pace; idle time is not its
+  -- pace, so the measure ends with the backlog
+  if adaptive then redis.call('ZADD', p .. 'sent', 'NX', sent, token) end
+  if adaptive and not pressing then
+    redis.call('DEL', ep)
+  elseif adaptive and sent >= tonumber(redis.call('HGET', ep, 's') or '1e300') then
+    redis.call('HINCRBY', ep, 'n', 1)
   end
 end
-if signal == 'success' then
-  redis.call('ZADD', p .. 'ok', sent, token)
-  redis.call('ZREMRANGEBYSCORE', p .. 'ok', '-inf', now - 60)
-  redis.call('EXPIRE', p .. 'ok', 120)
-  -- grow only while a backlog presses on the current rate (no inflation while idle); once a 429 has taught
-  -- the limit, probe above it slowly (growth per success = growth per second, relative to the rate)
-  if adaptive and pressing then
-    if redis.call('GET', p .. 'learned') then rate = rate + growth else rate = rate * 1.05 end
-    redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
+if signal == 'success' and adaptive and pressing then
+  -- grow only while a backlog presses on the current rate (no inflation while idle)
+  if redis.call('GET', p .. 'learned') then
+    -- a 429 has taught the limit: probe above it slowly at first, faster the longer no 429 comes
+    local since = now - tonumber(redis.call('HGET', ep, 'g') or now)
+    rate = rate + growth * 2 ^ math.min(5, math.max(0, since) / growth_s)
+  else
+    -- slow start, but never far ahead of what was actually sent in the last second
+    local got = redis.call('ZCOUNT', p .. 'sent', sent - 1, sent)
+    rate = math.max(rate, math.min(rate * 1.05, 2 * got))
   end
+  redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
 elseif signal == 'rate_limited' then
   local wait = retry_after
   if wait <= 0 then wait = 1 end
-  cooldown(now + wait)
-  if not adaptive then return 1 end
+  local e = redis.call('HMGET', ep, 's', 'o', 'full', 'w', 'n')
   local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
-  local e = redis.call('HMGET', ep, 's', 'o', 'n', 'f', 'c', 'idle')
-  -- a request sent before the last 429 was answered belongs to that episode: no news about the rate
   if e[2] and sent < tonumber(e[2]) then
-    redis.call('HSET', ep, 'c', tostring(cool))
+    -- sent before the last 429 was answered: the same episode, no news about the rate. Its Retry-After
+    -- holds, but while that cooldown lasts, the turns already handed out for after it stand.
+    if cool <= now then
+      cooldown(now + wait)
+    elseif now + wait > cool then
+      redis.call('SET', p .. 'cool', tostring(now + wait), 'EX', math.ceil(wait) + 60)
+    end
     return 1
   end
-  -- Between two 429s (the provider's bucket empty at both) it issued exactly what it let through, give or
-  -- take what overflowed while nothing was sent: so the answers sent since the previous 429, over the time
-  -- since then less the idle gap between the end of its cooldown and the first send after it, are its rate.
-  local estimate = nil
-  if e[1] and not e[6] and redis.call('GET', p .. 'learned') then
-    local busy = sent - tonumber(e[1])
-    if e[4] then busy = busy - math.max(0, tonumber(e[4]) - tonumber(e[5])) end
-    estimate = tonumber(e[3] or '0') / math.max(0.5, busy)
-  end
-  -- Without a previous 429 to measure from, what got through just before this one is about the limit, if
-  -- we were sending near our own pace (under light traffic a 429 says little about the rate, and the
-  -- cooldown is answer enough). The window spans up to 2 s of activity (or Retry-After, if longer).
-  local first = redis.call('ZRANGE', p .. 'ok', 0, 0, 'WITHSCORES')
-  local active = 1
-  if first[2] then active = sent - tonumber(first[2]) end
-  local window = math.max(1, math.min(60, math.max(wait, math.min(2, active))))
-  local observed = redis.call('ZCOUNT', p .. 'ok', sent - window, sent) / window
-  if pressing or observed >= 0.5 * rate then
-    local new
-    if estimate then
-      new = math.max(0.5 * rate, math.min(rate, estimate * (1 + margin)))
-    else
-      new = math.min(rate * 0.9, 0.95 * observed)
+  cooldown(now + wait)
+  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough
+  if adaptive and (pressing or redis.call('ZCOUNT', p .. 'sent', sent - 1, sent) >= 0.5 * rate) then
+    -- The provider is taken for a token bucket holding about a Retry-After's worth. It is empty now; it
+    -- was empty at the last 429 (and full again a Retry-After later) or full when the backlog began to
+    -- press. So what it let through since then (the sends before this one) is its rate times the time
+    -- since it was last full plus a Retry-After, less the time it spent full, overflowing, because our
+    -- sends lagged behind its refill (after a cooldown, or when the workers could not keep up).
+    local estimate = nil
+    if e[3] then
+      local full = tonumber(e[3])
+      local span = sent - full + tonumber(e[4] or wait)
+      -- (the answers so far miss those still on their way; the sends before this one miss those sent
+      -- a little later that overtook it: take the larger)
+      local n = math.max(tonumber(e[5] or '0'), redis.call('ZCOUNT', p .. 'sent', e[1], '(' .. sent))
+      local times = redis.call('ZRANGEBYSCORE', p .. 'sent', full, '(' .. sent, 'WITHSCORES', 'LIMIT', 0, 5000)
+      if n > 0 then
+        estimate = n / span
+        for _ = 1, 3 do
+          local lag = 0
+          for i = 2, #times, 2 do lag = math.max(lag, (tonumber(times[i]) - full) - (i / 2 - 1) / estimate) end
+          estimate = n / math.max(0.5, span - lag)
+        end
+      end
     end
-    redis.call('SET', p .. 'rate', tostring(math.max(min_rate, new)), 'EX', 86400)
+    if estimate then
+      rate = math.min(rate, estimate * (1 + margin))
+    else
+      -- nothing measured: what was sent in the last second is about the limit
+      rate = math.min(rate * 0.9, math.max(rate * 0.5, redis.call('ZCOUNT', p .. 'sent', sent - 1, sent)))
+    end
+    redis.call('SET', p .. 'rate', tostring(math.max(min_rate, rate)), 'EX', 86400)
     redis.call('SET', p .. 'learned', '1', 'EX', 86400)
   end
+  -- a new measure from this 429: the provider's bucket is full again a Retry-After from now
   redis.call('DEL', ep)
-  redis.call('HSET', ep, 's', tostring(sent), 'o', tostring(now), 'n', 0, 'c', tostring(cool))
+  redis.call('HSET', ep, 's', tostring(sent), 'o', tostring(now), 'g', tostring(now), 'w', tostring(wait))
+  redis.call('HSET', ep, 'full', tostring(sent + wait))
   redis.call('EXPIRE', ep, 86400)
 elseif signal == 'unavailable' then
   local fails = redis.call('HINCRBY', p .. 'brk', 'fails', 1)
@@ -290,12 +334,14 @@ class AdaptiveParams:
     #: actual sends are paced by a token bucket holding this many seconds' worth of the rate
     send_burst_s: float = 0.2
     lease_s: float = 60.0
-    #: once a 429 has been measured, the rate is set this much above the pace the provider let through
-    #: (overshooting a little costs one 429 now and then; undershooting costs throughput all the time)
+    #: at a 429 the rate is set this much above the pace the provider was measured to let through: a
+    #: little too fast costs a 429 now and then, while a backlog reserved too slowly stays too slow
     learned_margin: float = 0.03
-    #: growth per second while a backlog presses, as a share of the rate, once the limit has been learned
-    #: (before, the rate grows 5 % per success)
+    #: once a 429 has taught the limit, the rate grows by this share per second while a backlog presses
+    #: (before, slow start: 5 % per success, up to twice what was sent in the last second)
     learned_growth: float = 0.003
+    #: ... and that growth doubles for every so many seconds without a 429 (up to 32-fold)
+    learned_growth_s: float = 10.0
     breaker_threshold: int = 5
     breaker_open_s: float = 15.0
     breaker_open_max_s: float = 300.0
@@ -333,7 +379,7 @@ class RedisLimiter:
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
                   hints.exhausted_until or 0, hints.concurrency_limit or 0,
                   p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
-                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth],
+                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth, p.learned_growth_s,],
         )  # fmt: skip
 
     def snapshot(self) -> list[dict[str, Any]]:
