@@ -57,10 +57,10 @@ _CLAIMABLE_NOW = sa.or_(
 )
 _SIDS: sa.BindParameter[str] = sa.bindparam("sids", expanding=True)
 _PEEK = sa.select(_S.c.id, _S.c.provider, _S.c.integration_id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW)
-#: rows are locked in id order and rows another claimer holds are skipped: concurrent batches never deadlock
-_LOCK_CLAIMABLE = (
-    sa.select(_S.c.id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW).order_by(_S.c.id).with_for_update(skip_locked=True)
-)
+#: rows are locked in id order, so concurrent grouped claims never deadlock. No SKIP LOCKED: a row the
+#: dispatcher holds while it publishes must be waited for, or its message would find nothing to claim and the
+#: submission would sit until it is published again
+_LOCK_CLAIMABLE = sa.select(_S.c.id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW).order_by(_S.c.id).with_for_update()
 _CLAIM = (
     sa.update(_S)
     .where(_S.c.id.in_(_LOCK_CLAIMABLE), _CLAIMABLE_NOW)
