@@ -8,15 +8,12 @@ batch is one item, and batches grow by themselves when the database is busy, whi
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
 
 __all__ = ["Coalescer"]
-
-log = logging.getLogger("applyq.coalesce")
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -88,7 +88,6 @@ class Outcome:
 
 
 _SKIPPED = Outcome("skipped")
-_ERROR = Outcome("error")
 
 
 def process_submission(runtime: Runtime, submission_id: str) -> Outcome:

@@ -145,13 +145,6 @@ def _new_row(item: SubmissionIn, now: datetime) -> Submission:
     return Submission(**_new_values(item, now))
 
 
-_NEW_COLUMNS = (
-    "id", "idempotency_key", "payload_hash", "provider_idempotency_key", "provider", "integration_id", "job_id",
-    "payload", "status", "attempt_count", "next_attempt_at", "published_at", "created_at", "updated_at",
-    "window_started_at", "window_attempt_base",
-)  # fmt: skip
-
-
 def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
@@ -197,10 +190,9 @@ def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | Non
 
 @cache
 def _insert_if_new_statement(dialect: str) -> sa.Insert:
-    """Built once per dialect: enqueue runs it for every submission."""
+    """Built once per dialect (enqueue runs it for every submission); the columns are the values' keys."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    columns = {name: sa.bindparam(name, type_=_S.c[name].type) for name in _NEW_COLUMNS}
-    return insert(_S).values(columns).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_S.c.id)
+    return insert(_S).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_S.c.id)
 
 
 def _by_key(session: Session, key: str) -> Submission | None:

@@ -99,6 +99,7 @@ def create_celery(settings: Settings, broker_url: str, runtime: Runtime | None =
     @app.task(name=TASK_NAME)  # type: ignore[untyped-decorator]
     def submit(submission_ids: list[str] | str) -> dict[str, Any]:
         """Run one attempt of each submission; the result names decisions and codes only."""
+        # a single id is what messages published before batching carried: they still run after an upgrade
         ids = [submission_ids] if isinstance(submission_ids, str) else submission_ids
         return summarize(process_batch(holder.get(), ids))
 

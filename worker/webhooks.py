@@ -31,7 +31,6 @@ from worker.outcomes import public_message
 from worker.states import Status
 
 __all__ = [
-    "OUTCOME_COLUMNS",
     "OUTCOME_STATUSES",
     "SIGNATURE_HEADER",
     "DeliveryStatus",
@@ -60,14 +59,14 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"
 
 
-# Core statements built once: the worker runs them on every final attempt, where loading the ORM entity and
-# flushing a new one cost more CPU than the queries.
+# Core statements built once: the worker runs them for every group of final attempts, where loading ORM entities and
+# flushing new ones cost more CPU than the queries.
 _S = cast(sa.Table, Submission.__table__)
-#: The submission columns an event is made of (the worker gets them back from its final UPDATE).
-OUTCOME_COLUMNS = tuple(
+#: The submission columns an event is made of, read once per recording group.
+_OUTCOME_COLUMNS = tuple(
     _S.c[name] for name in ("id", "idempotency_key", "status", "outcome_reason", "outcome_code", "remote_id", "payload")
 )
-_FINAL_ROWS: sa.Select[Any] = sa.select(*OUTCOME_COLUMNS).where(_S.c.id.in_(sa.bindparam("sids", expanding=True)))
+_FINAL_ROWS: sa.Select[Any] = sa.select(*_OUTCOME_COLUMNS).where(_S.c.id.in_(sa.bindparam("sids", expanding=True)))
 _ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
 
 
