@@ -6,7 +6,7 @@ WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY worker ./worker
 COPY migrations ./migrations
-# Editable, so `applyq migrate` finds migrations/ next to the package (worker/db.py looks there).
+# Editable, so `applyq migrate` finds migrations/ next to the package (worker/db/engine.py looks there).
 RUN pip install -e . && useradd --create-home --uid 10001 applyq
 USER applyq
 

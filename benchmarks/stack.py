@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from benchmarks.procstat import rss_mb
-from worker.harness import create_database, drop_database, free_port, spawn, wait_http
+from worker.local.processes import create_database, drop_database, free_port, spawn, wait_http
 
 PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 #: The benchmarks' own Redis database (flushed by the memory benchmark).

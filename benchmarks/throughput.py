@@ -51,13 +51,13 @@ from benchmarks.stack import (
     wait_until,
 )
 from worker.config import Settings
-from worker.db import create_engine, create_session_factory, migrate
-from worker.enqueue import validate_all
-from worker.harness import spawn
-from worker.models import Attempt, Submission
-from worker.pipeline import utcnow
-from worker.store import add_submissions
-from worker.tasks import CeleryPublisher, create_celery
+from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.intake.enqueue import validate_all
+from worker.local.processes import spawn
+from worker.db.models import Attempt, Submission
+from worker.runtime.pipeline import utcnow
+from worker.db.submissions import add_submissions
+from worker.runtime.tasks import CeleryPublisher, create_celery
 
 CONTENDERS = ("applyq", "naive", "noqueue")
 #: publishes a staged batch; returns when publishing started

@@ -31,12 +31,12 @@ import sqlalchemy as sa
 
 from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
 from worker.config import Settings
-from worker.db import create_engine, create_session_factory, migrate
-from worker.enqueue import enqueue, validate_all
-from worker.harness import create_database, drop_database, free_port, spawn, wait_http
-from worker.models import Submission
-from worker.pipeline import utcnow
-from worker.tasks import CeleryPublisher, create_celery
+from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.intake.enqueue import enqueue, validate_all
+from worker.local.processes import create_database, drop_database, free_port, spawn, wait_http
+from worker.db.models import Submission
+from worker.runtime.pipeline import utcnow
+from worker.runtime.tasks import CeleryPublisher, create_celery
 
 FLOODED, OTHER = "greenhouse:bench-flooded", "lever:bench-other"
 

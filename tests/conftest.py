@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
-from worker.db import create_engine, create_session_factory, migrate
+from worker.db.engine import create_engine, create_session_factory, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

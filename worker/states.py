@@ -1,10 +1,24 @@
-"""The vocabulary shared by every layer: submission statuses and routing decisions."""
+"""The vocabulary shared by every layer: providers, statuses and their groups, decisions and reasons.
+
+Each term has exactly one definition here; other modules import it rather than spell it, so a typo is an
+import error, not a rule that silently stops matching.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ACTIVE_STATUSES", "FINAL_STATUSES", "Decision", "Provider", "Status"]
+__all__ = [
+    "CANCELLABLE_STATUSES",
+    "CLAIMABLE_STATUSES",
+    "FINAL_STATUSES",
+    "OUTCOME_STATUSES",
+    "Decision",
+    "Provider",
+    "Reason",
+    "Status",
+    "values",
+]
 
 
 class Provider(StrEnum):
@@ -34,10 +48,19 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
-#: Statuses a worker may still act on.
-ACTIVE_STATUSES = frozenset({Status.QUEUED, Status.IN_FLIGHT, Status.RETRY_SCHEDULED})
-#: Statuses nothing automatic changes any more.
+#: Waiting for an attempt: a worker may claim one once its ``next_attempt_at`` has come (the "due" ones).
+CLAIMABLE_STATUSES = frozenset({Status.QUEUED, Status.RETRY_SCHEDULED})
+#: Statuses nothing automatic changes any more (settled: an operator may still requeue a parked one).
 FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.TERMINAL, Status.CANCELLED, Status.PARKED})
+#: The statuses the job board hears about through an outcome webhook.
+OUTCOME_STATUSES = frozenset({Status.SUCCEEDED, Status.TERMINAL, Status.PARKED})
+#: What an operator may withdraw: anything not in flight and not yet ended.
+CANCELLABLE_STATUSES = frozenset({Status.QUEUED, Status.RETRY_SCHEDULED, Status.PARKED})
+
+
+def values(statuses: frozenset[Status]) -> tuple[str, ...]:
+    """A status group as the strings stored in the database, in a stable order (for SQL ``IN``)."""
+    return tuple(sorted(s.value for s in statuses))
 
 
 class Decision(StrEnum):
@@ -47,3 +70,58 @@ class Decision(StrEnum):
     RETRY = "retry"
     PARK = "park"
     TERMINAL = "terminal"
+
+
+class Reason(StrEnum):
+    """Why a submission is where it is: stored as ``outcome_reason`` and on each attempt.
+
+    The router's rules, the policy, traffic signals, the candidate-facing messages, admin actions and purge
+    all name reasons through this enum.
+    """
+
+    # success
+    CREATED = "created"
+    #: "already exists" after an earlier attempt of ours had an unknown outcome: that attempt created it
+    RECONCILED = "reconciled"
+    # retry
+    RATE_LIMITED = "rate_limited"
+    CONCURRENCY_LIMITED = "concurrency_limited"
+    TIMEOUT = "timeout"
+    CONNECTION_LOST = "connection_lost"
+    UNREACHABLE = "unreachable"
+    UNAVAILABLE = "unavailable"
+    BAD_GATEWAY = "bad_gateway"
+    GATEWAY_TIMEOUT = "gateway_timeout"
+    PROVIDER_ERROR = "provider_error"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    UNREADABLE_SUCCESS = "unreadable_success"
+    SETUP_SYNC_PENDING = "setup_sync_pending"
+    #: the worker stopped before recording an answer and its lease expired
+    WORKER_LOST = "worker_lost"
+    # park
+    INVALID_INPUT = "invalid_input"
+    REJECTED = "rejected"
+    CONFIGURATION = "configuration"
+    CONFLICT = "conflict"
+    STATE_CONFLICT = "state_conflict"
+    PERMISSION_MISSING = "permission_missing"
+    REAUTHENTICATION_REQUIRED = "reauthentication_required"
+    INTEGRATION_SETUP = "integration_setup"
+    INTEGRATION_INACTIVE = "integration_inactive"
+    INTEGRATION_NOT_FOUND = "integration_not_found"
+    NOT_FOUND = "not_found"
+    REMOTE_ERROR = "remote_error"
+    UNKNOWN_CODE = "unknown_code"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+    ACCOUNT_SETTINGS = "account_settings"
+    ACCOUNT_DISABLED = "account_disabled"
+    INVALID_BODY = "invalid_body"
+    JOB_NOT_FOUND = "job_not_found"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    # terminal
+    ALREADY_APPLIED = "already_applied"
+    JOB_CLOSED = "job_closed"
+    NOT_SUPPORTED = "not_supported"
+    # set by operators
+    CANCELLED = "cancelled"
+    PURGED = "purged"

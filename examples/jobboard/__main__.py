@@ -9,9 +9,7 @@ import uvicorn
 
 from examples.jobboard.app import JobBoard, create_app
 from examples.jobboard.models import Base
-from worker.api import Applyq
-from worker.config import Settings
-from worker.db import create_engine
+from worker import Applyq, Settings, create_engine
 
 
 def main() -> None:

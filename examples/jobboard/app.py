@@ -21,9 +21,7 @@ from starlette.routing import Route
 
 from examples.jobboard.models import Application, ReceivedEvent
 from examples.jobboard.pages import JOBS, Job, application_page, apply_form, job_list
-from worker.api import Applyq
-from worker.errors import InvalidSubmission
-from worker.webhooks import SIGNATURE_HEADER, verify_signature
+from worker import SIGNATURE_HEADER, Applyq, InvalidSubmission, verify_signature
 
 __all__ = ["JobBoard", "create_app"]
 

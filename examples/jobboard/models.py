@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from worker.models import UTCDateTime
+from worker import UTCDateTime
 
 __all__ = ["Application", "Base", "ReceivedEvent"]
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import worker.models
+import worker.db.models
 
 revision: str = "1d9cad631f34"
 down_revision: str | None = None
@@ -39,10 +39,10 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("attempt_count", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", worker.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("published_at", worker.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("published_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_token", sa.String(length=36), nullable=True),
-        sa.Column("lease_expires_at", worker.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_expires_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("outcome_code", sa.String(length=100), nullable=True),
         sa.Column("outcome_title", sa.Text(), nullable=True),
         sa.Column("outcome_message", sa.Text(), nullable=True),
@@ -52,17 +52,17 @@ def upgrade() -> None:
         sa.Column("remote_id", sa.String(length=200), nullable=True),
         sa.Column(
             "created_at",
-            worker.models.UTCDateTime(timezone=True),
+            worker.db.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
-            worker.models.UTCDateTime(timezone=True),
+            worker.db.models.UTCDateTime(timezone=True),
             server_default=sa.func.now(),
             nullable=False,
         ),
-        sa.Column("finished_at", worker.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_applyq_submission")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_applyq_submission_idempotency_key")),
     )
@@ -75,8 +75,8 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("submission_id", sa.String(length=36), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
-        sa.Column("started_at", worker.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", worker.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", worker.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("latency_ms", sa.Float(), nullable=True),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("error_kind", sa.String(length=32), nullable=True),

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import worker.models
+import worker.db.models
 
 revision: str = "0002_audit_heartbeat"
 down_revision: str | None = "1d9cad631f34"
@@ -27,15 +27,15 @@ def upgrade() -> None:
         "applyq_heartbeat",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
-        sa.Column("beat_at", worker.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", worker.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("beat_at", worker.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", worker.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_applyq_heartbeat")),
     )
     op.create_table(
         "applyq_audit",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("submission_id", sa.String(length=36), nullable=True),
-        sa.Column("at", worker.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("at", worker.db.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
@@ -57,7 +57,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column(
                 "window_started_at",
-                worker.models.UTCDateTime(timezone=True),
+                worker.db.models.UTCDateTime(timezone=True),
                 server_default=sa.func.now(),
                 nullable=False,
             )

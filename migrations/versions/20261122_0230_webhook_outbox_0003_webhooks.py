@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import worker.models
+import worker.db.models
 
 revision: str = "0003_webhooks"
 down_revision: str | None = "0002_audit_heartbeat"
@@ -32,12 +32,12 @@ def upgrade() -> None:
         ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempt_count", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", worker.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("next_attempt_at", worker.db.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_token", sa.String(length=36), nullable=True),
         sa.Column("last_http_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", worker.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.Column("delivered_at", worker.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", worker.db.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("delivered_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["submission_id"],
             ["applyq_submission.id"],

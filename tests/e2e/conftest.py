@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import require_service
-from worker.db import create_engine, create_session_factory, migrate
-from worker.harness import Proc, create_database, drop_database, free_port, spawn, wait_http
-from worker.models import Submission
-from worker.sandbox import SandboxConfig
+from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
+from worker.db.models import Submission
+from worker.local.sandbox import SandboxConfig
 from worker.states import FINAL_STATUSES
 
 PG_ADMIN_URL = os.environ.get("APPLYQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import CELPER_KEY, SANDBOX_RETRY_AFTER_S, Stack, fresh_database, start_stack
-from worker.models import Attempt, Submission
+from worker.db.models import Attempt, Submission
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 
 from tests.e2e.conftest import Stack, fresh_database, kombo_submission, start_stack
 from worker.config import Settings
-from worker.models import Attempt, Submission
-from worker.tasks import CeleryPublisher, create_celery
+from worker.db.models import Attempt, Submission
+from worker.runtime.tasks import CeleryPublisher, create_celery
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, kombo_submission
-from worker.harness import free_port, spawn, wait_http
+from worker.local.processes import free_port, spawn, wait_http
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import KOMBO_KEY, SANDBOX_RETRY_AFTER_S, Stack, kombo_submission
-from worker.models import Submission
+from worker.db.models import Submission
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic import command
 
-from worker.db import alembic_config
+from worker.db.engine import alembic_config
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import SANDBOX_RETRY_AFTER_S, STACKONE_KEY, Stack
-from worker.models import Attempt
+from worker.db.models import Attempt
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import Stack, fresh_database, kombo_submission, start_stack
-from worker.models import WebhookEvent
-from worker.webhooks import SIGNATURE_HEADER, verify_signature
+from worker.db.models import WebhookEvent
+from worker.webhooks.events import SIGNATURE_HEADER, verify_signature
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, submission_dict
-from worker.models import Attempt, Submission
+from worker.db.models import Attempt, Submission
 from worker.schemas import SubmissionIn
-from worker.store import add_submissions
+from worker.db.submissions import add_submissions
 
 
 def make(

@@ -12,7 +12,7 @@ import httpx
 from worker.providers.base import Adapter, Answer, Delivery
 from worker.providers.celper import CelperAdapter
 from worker.providers.stackone import StackOneAdapter
-from worker.sandbox import SandboxConfig, create_app
+from worker.local.sandbox import SandboxConfig, create_app
 from worker.schemas import SubmissionIn
 
 BASE = "http://sandbox.test"

@@ -12,14 +12,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, submission_dict
 from tests.unit.admin_helpers import make, row
-from worker.admin import Result, cancel, requeue
-from worker.admin_input import parse_edit
-from worker.admin_queries import ParkedFilter, audit_events, parked, parked_ids, percentile, stats
-from worker.admin_views import show_json
+from worker.admin.actions import Result, cancel, requeue
+from worker.admin.edits import parse_edit
+from worker.admin.queries import ParkedFilter, audit_events, parked, parked_ids, percentile, stats
+from worker.admin.views import show_json
 from worker.errors import IdempotencyConflict, InvalidSubmission
-from worker.models import AuditEvent, Submission
+from worker.db.models import AuditEvent, Submission
 from worker.schemas import SubmissionIn
-from worker.store import add_submissions, claim, due_submission_ids
+from worker.db.leases import claim, due_submission_ids
+from worker.db.submissions import add_submissions
 
 LATER = NOW + timedelta(hours=1)
 

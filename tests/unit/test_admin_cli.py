@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from tests.unit.admin_helpers import make, row
-from worker.cli import app
+from worker.cli.app import app
 
 
 @pytest.fixture(autouse=True)

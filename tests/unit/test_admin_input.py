@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW, submission_dict
-from worker.admin_input import Edit, apply_edits, parse_duration, parse_edit, parse_since
+from worker.admin.edits import Edit, apply_edits, parse_duration, parse_edit, parse_since
 from worker.errors import InvalidInput, InvalidSubmission
 
 

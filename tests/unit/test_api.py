@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
-from worker.api import Applyq
+from worker.intake.library import Applyq
 from worker.errors import IdempotencyConflict, InvalidSubmission, SubmissionNotFound
-from worker.models import Submission
+from worker.db.models import Submission
 from worker.schemas import SubmissionIn
 
 

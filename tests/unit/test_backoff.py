@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.backoff import full_jitter, retry_delay
+from worker.routing.backoff import full_jitter, retry_delay
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher
 from worker.config import Settings
-from worker.enqueue import enqueue, validate_all
-from worker.models import Submission
-from worker.pipeline import Runtime, process_submission
+from worker.intake.enqueue import enqueue, validate_all
+from worker.db.models import Submission
+from worker.runtime.pipeline import Runtime, process_submission
 from worker.providers import build_adapters
 from worker.providers.base import Accepted, Delivery, ErrorKind, ProviderError
 from worker.providers.celper import CelperAdapter

@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import SHARED
 from worker.providers.base import ErrorKind, ProviderError
-from worker.router import CELPER_CODES, ROUTES, route
+from worker.routing.celper import CELPER_CODES
+from worker.routing.router import ROUTES, route
 from worker.states import Decision, Provider
 
 R, P, T = Decision.RETRY, Decision.PARK, Decision.TERMINAL

@@ -15,9 +15,9 @@ from tests.unit.sandbox_roundtrip import Box, Roundtrip, delivery, sandbox
 from tests.unit.test_celper_adapter import celper_submission
 from tests.unit.test_celper_routing import EXTRA_CODES, seed_codes
 from worker.providers.base import Accepted, ProviderError
-from worker.router import route
-from worker.sandbox import SandboxConfig
-from worker.sandbox.celper import CODES
+from worker.routing.router import route
+from worker.local.sandbox import SandboxConfig
+from worker.local.sandbox.celper import CODES
 from worker.states import Decision, Provider
 
 R, P, T = Decision.RETRY, Decision.PARK, Decision.TERMINAL

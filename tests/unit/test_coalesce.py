@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from worker.coalesce import Coalescer
+from worker.runtime.coalesce import Coalescer
 
 
 def test_each_caller_gets_its_own_result_and_waiting_callers_share_a_batch() -> None:

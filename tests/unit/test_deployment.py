@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import REPO
-from worker.cli import app
+from worker.cli.app import app
 from worker.config import Settings
 
 APPLYQ_SERVICES = {"migrate", "worker", "dispatcher", "flower", "metrics", "sandbox"}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
-from worker.enqueue import enqueue, validate_all
+from worker.intake.enqueue import enqueue, validate_all
 
 
 def test_a_batch_is_stored_at_once_and_published_round_robin_across_integrations(

@@ -5,8 +5,9 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
-from worker.enqueue import enqueue, validate_all
-from worker.health import Heartbeater, check_health
+from worker.intake.enqueue import enqueue, validate_all
+from worker.db.heartbeats import Heartbeater
+from worker.ops.health import check_health
 
 
 def verdict(sessions: sessionmaker[Session], at_offset_s: float = 0.0) -> tuple[bool, list[str]]:
@@ -47,7 +48,7 @@ def test_heartbeats_are_throttled(sessions: sessionmaker[Session]) -> None:
     beater.beat()
     beater.beat()
     with sessions() as session:
-        from worker.models import Heartbeat
+        from worker.db.models import Heartbeat
 
         [row] = session.query(Heartbeat).all()
         assert row.beat_at == NOW + timedelta(seconds=3)

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import RecordingPublisher, submission_dict
-from worker.api import Applyq
-from worker.http_api import create_app, parse_idempotency_key
-from worker.problems import Problem
+from worker.intake.library import Applyq
+from worker.intake.http import create_app, parse_idempotency_key
+from worker.intake.problems import Problem
 
 TOKEN = "token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from examples.jobboard.app import JobBoard, create_app
 from examples.jobboard.models import Application, Base
 from tests.conftest import NOW, RecordingPublisher
-from worker.api import Applyq
-from worker.models import Submission
-from worker.webhooks import SIGNATURE_HEADER, encode_body, event_payload, sign
+from worker.intake.library import Applyq
+from worker.db.models import Submission
+from worker.webhooks.events import SIGNATURE_HEADER, encode_body, event_payload, sign
 
 SECRET = "whsec-example"
 FORM = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com"}

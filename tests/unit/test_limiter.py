@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-import worker.limiter
+import worker.traffic.limiter
 from tests.conftest import require_service
-from worker.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
-from worker.limits import LimitSpec
+from worker.traffic.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
+from worker.config import LimitSpec
 
 REDIS_URL = os.environ.get("APPLYQ_TEST_LIMITER_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -185,7 +185,7 @@ def test_the_rate_between_two_429s_is_what_the_provider_let_through(
 ) -> None:
     """A provider allowing 20/s from a bucket of one second's worth (its Retry-After), then 15/s."""
     clock = types.SimpleNamespace(now=1_000_000.0)
-    monkeypatch.setattr(worker.limiter, "time", types.SimpleNamespace(time=lambda: clock.now))
+    monkeypatch.setattr(worker.traffic.limiter, "time", types.SimpleNamespace(time=lambda: clock.now))
     limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50, learned_margin=0.03))
     spec = LimitSpec()
 

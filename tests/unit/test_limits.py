@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.limits import LimitSpec, limit_key, parse_rate, parse_rate_limits, resolve_spec
+from worker.config import LimitSpec, parse_rate, parse_rate_limits
+from worker.traffic.limits import limit_key, resolve_spec
 from worker.states import Provider
 
 

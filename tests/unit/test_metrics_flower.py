@@ -15,8 +15,8 @@ from tests.conftest import NOW
 from tests.unit.admin_helpers import make
 from worker.config import Settings
 from worker.errors import InvalidInput
-from worker.flower import FlowerOptions, flower_argv, parse_basic_auth
-from worker.metrics import build_registry
+from worker.ops.flower import FlowerOptions, flower_argv, parse_basic_auth
+from worker.ops.metrics import build_registry
 
 
 def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 
-from worker.db import alembic_config
+from worker.db.engine import alembic_config
 
 
 def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
 from worker.config import Settings
-from worker.enqueue import enqueue, validate_all
+from worker.intake.enqueue import enqueue, validate_all
 from worker.errors import IdempotencyConflict
-from worker.models import Submission
-from worker.pipeline import Runtime, process_batch, process_submission
+from worker.db.models import Submission
+from worker.runtime.pipeline import Runtime, process_batch, process_submission
 from worker.providers import build_adapters
 from worker.states import Status
 
@@ -164,7 +164,7 @@ def test_a_timeout_then_already_exists_is_reconciled_as_success(settings, sessio
 
 
 def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, sessions, publisher, clock) -> None:
-    from worker.store import claim
+    from worker.db.leases import claim
 
     script = Script(ok)
     sid = add(sessions, publisher, clock)
@@ -203,7 +203,7 @@ def test_concurrent_duplicate_messages_send_once(settings, sessions, publisher, 
 
 
 def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, sessions, publisher, clock) -> None:
-    from worker.store import claim
+    from worker.db.leases import claim
 
     sid = add(sessions, publisher, clock)
     with sessions() as session:
@@ -245,7 +245,7 @@ def test_same_key_different_payload_is_refused_and_stores_nothing(sessions, publ
 
 
 def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, sessions, publisher, clock) -> None:
-    from worker.dispatcher import dispatch_once
+    from worker.runtime.dispatcher import dispatch_once
 
     publisher.fail = True
     sid = add(sessions, publisher, clock)
@@ -257,7 +257,7 @@ def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, ses
 
 
 def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher, clock) -> None:
-    from worker.dispatcher import dispatch_once
+    from worker.runtime.dispatcher import dispatch_once
 
     sid = add(sessions, publisher, clock)
     assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0

@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, submission_dict
 from tests.unit.admin_helpers import make, row
-from worker.admin import requeue
-from worker.admin_input import parse_edit
-from worker.admin_queries import audit_events
+from worker.admin.actions import requeue
+from worker.admin.edits import parse_edit
+from worker.admin.queries import audit_events
 from worker.errors import IdempotencyConflict
-from worker.models import Attempt
-from worker.purge import PURGED, emails_matching, older_than, purge
+from worker.db.models import Attempt
+from worker.admin.purge import PURGED, emails_matching, older_than, purge
 from worker.schemas import SubmissionIn
-from worker.store import add_submissions
+from worker.db.submissions import add_submissions
 
 LATER = NOW + timedelta(days=100)
 EMAIL = "ada@invalid.example"

@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import SPECS
 from worker.providers.base import ErrorKind, ProviderError
-from worker.router import KOMBO_CODES, ROUTES, route
+from worker.routing.kombo import KOMBO_CODES
+from worker.routing.router import ROUTES, route
 from worker.states import Decision, Provider
 
 

@@ -20,9 +20,9 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
 
-from worker.sandbox import SandboxConfig, create_app
-from worker.sandbox.scenarios import Behaviour, Outcome, Scenario, decide, parse_scenario
-from worker.sandbox.state import MAX_LOGGED_REQUESTS, RequestRecord, SandboxState
+from worker.local.sandbox import SandboxConfig, create_app
+from worker.local.sandbox.scenarios import Behaviour, Outcome, Scenario, decide, parse_scenario
+from worker.local.sandbox.state import MAX_LOGGED_REQUESTS, RequestRecord, SandboxState
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 REPO = Path(__file__).resolve().parents[2]
@@ -620,7 +620,7 @@ def _free_port() -> int:
 def served() -> Iterator[str]:
     """``serve`` in a child process with a one-second hang; yields its base URL."""
     port = _free_port()
-    code = f"from worker.sandbox import SandboxConfig, serve\nserve(SandboxConfig(hang_s=1.0), '127.0.0.1', {port})"
+    code = f"from worker.local.sandbox import SandboxConfig, serve\nserve(SandboxConfig(hang_s=1.0), '127.0.0.1', {port})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
     base_url = f"http://127.0.0.1:{port}"

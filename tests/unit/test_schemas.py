@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import submission_dict
-from worker.enqueue import parse_json_lines, validate_all
+from worker.intake.enqueue import parse_json_lines, validate_all
 from worker.errors import InvalidSubmission
 
 PERSON = {"first_name": "A", "last_name": "B", "email": "a@b.co"}

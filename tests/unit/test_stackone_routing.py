@@ -9,7 +9,8 @@ import pytest
 
 from tests.conftest import SPECS
 from worker.providers.base import ErrorKind, ProviderError
-from worker.router import ROUTES, STACKONE_STATUSES, STACKONE_UPSTREAM, ats_name, route, upstream_status
+from worker.routing.router import ROUTES, ats_name, route, upstream_status
+from worker.routing.stackone import STACKONE_STATUSES, STACKONE_UPSTREAM
 from worker.states import Decision, Provider
 
 R, P, T = Decision.RETRY, Decision.PARK, Decision.TERMINAL

@@ -11,8 +11,8 @@ import pytest
 from tests.unit.sandbox_roundtrip import delivery, sandbox
 from tests.unit.test_stackone_adapter import stackone_submission
 from worker.providers.base import Accepted, ProviderError
-from worker.router import route
-from worker.sandbox import SandboxConfig
+from worker.routing.router import route
+from worker.local.sandbox import SandboxConfig
 from worker.states import Decision, Provider
 
 R, P, T = Decision.RETRY, Decision.PARK, Decision.TERMINAL

@@ -6,8 +6,8 @@ import json
 
 from tests.conftest import submission_dict
 from worker.config import Settings
-from worker.pipeline import Outcome
-from worker.tasks import TASK_NAME, CeleryPublisher, celery_config, create_celery, summarize
+from worker.runtime.pipeline import Outcome
+from worker.runtime.tasks import TASK_NAME, CeleryPublisher, celery_config, create_celery, summarize
 
 IDS = [f"3f1c0d5e-0000-4000-8000-00000000000{n}" for n in range(1, 4)]
 

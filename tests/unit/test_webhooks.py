@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import NOW, RecordingPublisher
 from tests.unit.test_pipeline import Clock, Script, add, kombo_error, make_runtime, ok
 from worker.config import Settings
-from worker.models import WebhookEvent
-from worker.outcomes import BY_STATUS, FALLBACK, public_message
-from worker.pipeline import process_submission
+from worker.db.models import WebhookEvent
+from worker.webhooks.outcomes import BY_STATUS, FALLBACK, public_message
+from worker.runtime.pipeline import process_submission
 from worker.states import Status
-from worker.webhook_delivery import WebhookSender, claim_events, deliver_once, expire_stale
-from worker.webhooks import SIGNATURE_HEADER, encode_body, sign, verify_signature
+from worker.webhooks.delivery import WebhookSender, claim_events, deliver_once, expire_stale
+from worker.webhooks.events import SIGNATURE_HEADER, encode_body, sign, verify_signature
 
 SECRET = "whsec-test"
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -1,0 +1,59 @@
+"""The ``applyq`` command: one typer app, its commands grouped by who runs them.
+
+* the job board: ``submit``, ``status``, ``list`` (``worker/cli/submit.py``);
+* the processes: ``worker``, ``dispatcher``, ``api``, ``sandbox``, ``demo``, ``flower``, ``metrics``,
+  ``migrate`` (``worker/cli/run.py``);
+* the operator: ``parked list``, ``show``, ``requeue``, ``cancel``, ``stats``, ``purge``, ``health``,
+  ``limits`` (``worker/cli/operate.py``).
+
+Exit codes are defined once, in ``worker/cli/output.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from worker.cli import operate, run, submit
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="applyq",
+    help="Deliver job applications to ATS providers, reliably. See `applyq COMMAND --help`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("submit", submit.submit),
+    ("status", submit.status),
+    ("list", submit.list_),
+    ("worker", run.worker),
+    ("dispatcher", run.dispatcher),
+    ("health", operate.health),
+    ("limits", operate.limits),
+    ("migrate", run.migrate),
+    ("sandbox", run.sandbox),
+    ("api", run.api),
+    ("demo", run.demo),
+    ("show", operate.show),
+    ("requeue", operate.requeue),
+    ("cancel", operate.cancel),
+    ("stats", operate.stats),
+    ("purge", operate.purge),
+    ("flower", run.flower),
+    ("metrics", run.metrics),
+]
+
+for _name, _command in _COMMANDS:
+    app.command(_name)(_command)
+app.add_typer(operate.parked_app, name="parked")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,281 @@
+"""The operator's commands: parked list, show, requeue, cancel, stats, purge, health and limits.
+
+Each parses its input, opens a session and calls a plain function of ``worker.admin`` (or ``worker.ops``,
+``worker.traffic``). Exit codes as in ``worker.cli.output``; 5 means refused (a submission is not in a
+status that allows the action: requeue of one that is not parked, cancel of one in flight or already
+final; the other submissions named were still done).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import redis
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from worker.admin import actions
+from worker.admin import purge as purging
+from worker.admin.actions import ActionResult, Result
+from worker.admin.edits import default_actor, parse_duration, parse_edit, parse_since
+from worker.admin.queries import ParkedFilter, parked, submission_with_history
+from worker.admin.queries import stats as submission_stats
+from worker.admin.views import parked_json, show_json
+from worker.cli.output import (
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    err,
+    fail,
+    load_settings,
+    parsed,
+    print_json,
+    sessions,
+)
+from worker.cli.render import render_limits, render_parked, render_results, render_show, render_stats
+from worker.clock import utcnow
+from worker.config import Settings
+from worker.logs import configure_logging
+from worker.ops.health import check_health
+from worker.runtime.broker import resolve_broker_url
+from worker.states import Provider
+from worker.traffic.limiter import RedisLimiter, redis_client
+from worker.traffic.limits import describe_limits
+
+__all__ = ["cancel", "health", "limits", "parked_app", "purge", "requeue", "show", "stats"]
+
+parked_app = typer.Typer(help="What needs a human: parked submissions.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ActorOpt = Annotated[str | None, typer.Option(help="Who is acting, for the audit trail (default: the OS user).")]
+ProviderOpt = Annotated[Provider | None, typer.Option(help="Only this provider.")]
+CodeOpt = Annotated[str | None, typer.Option(help="Only this provider error code, e.g. REMOTE.INPUT_INVALID.")]
+IntegrationOpt = Annotated[str | None, typer.Option("--integration", help="Only this integration / account id.")]
+ReasonOpt = Annotated[str | None, typer.Option(help="Only this reason, e.g. retries_exhausted.")]
+SinceOpt = Annotated[str | None, typer.Option(help="Parked since: a duration ago (2h, 7d) or an ISO 8601 time.")]
+
+
+def _filters(
+    provider: Provider | None, code: str | None, integration: str | None, reason: str | None, since: str | None
+) -> ParkedFilter:
+    when = parsed(lambda: parse_since(since, utcnow())) if since else None
+    return ParkedFilter(provider.value if provider else None, code, integration, reason, when)
+
+
+def _logging(settings: Settings) -> Settings:
+    """Admin actions log one JSON line each on stderr."""
+    configure_logging(settings.log_level)
+    return settings
+
+
+@parked_app.command("list")
+def parked_list(
+    provider: ProviderOpt = None,
+    code: CodeOpt = None,
+    integration: IntegrationOpt = None,
+    reason: ReasonOpt = None,
+    since: SinceOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, longest waiting first.")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parked submissions with the reason, what to do, and the provider's log_url / request id."""
+    filters = _filters(provider, code, integration, reason, since)
+    with sessions(load_settings())() as session:
+        rows = [parked_json(row) for row in parked(session, filters, limit=limit)]
+    if as_json:
+        print_json(rows)
+    else:
+        render_parked(Console(), rows)
+
+
+def show(
+    id_or_key: Annotated[str, typer.Argument(help="Submission id or idempotency key.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One submission: payload (candidate data is shown only here), every attempt, and the audit trail."""
+    with sessions(load_settings())() as session:
+        found = submission_with_history(session, id_or_key)
+        data = None if found is None else show_json(*found)
+    if data is None:
+        fail(f"no submission with id or idempotency key {id_or_key!r}", EXIT_NOT_FOUND)
+    if as_json:
+        print_json(data)
+    else:
+        render_show(Console(), data)
+
+
+def requeue(
+    ids: Annotated[list[str] | None, typer.Argument(help="Submission ids or idempotency keys.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Edit before requeueing: FIELD=VALUE (a string) or FIELD:=JSON. Repeatable."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every parked submission matching the filters.")] = False,
+    code: CodeOpt = None,
+    provider: ProviderOpt = None,
+    integration: IntegrationOpt = None,
+    reason: ReasonOpt = None,
+    since: SinceOpt = None,
+    note: Annotated[str | None, typer.Option(help="Why, for the audit trail (no candidate data).")] = None,
+    actor: ActorOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be requeued.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put parked submissions back in the queue with a fresh retry budget, optionally editing the payload.
+
+    By id: applyq requeue ID... --set candidate.email=ada@example.com --note "typo in the email"
+
+    In bulk: applyq requeue --all --code INTEGRATION.PERMISSION_MISSING --integration ID --dry-run
+
+    Exit 5 if a submission is not parked (the others named are still requeued).
+    """
+    bulk = (code, provider, integration, reason, since)
+    if bool(ids) == all_:
+        fail("name submission ids, or use --all with filters (--code, --provider, --integration)", EXIT_INVALID)
+    if ids and any(v is not None for v in bulk):
+        fail("filters (--code, --provider, ...) only go with --all", EXIT_INVALID)
+    if all_ and set_:
+        fail("--set edits named submissions only; it cannot be combined with --all", EXIT_INVALID)
+    settings, who, now = _logging(load_settings()), actor or default_actor(), utcnow()
+    with sessions(settings)() as session:
+        if ids:
+            edits = parsed(lambda: [parse_edit(s) for s in set_ or []])
+            results = parsed(
+                lambda: actions.requeue(session, ids, actor=who, now=now, edits=edits, note=note, dry_run=dry_run)
+            )
+        else:
+            filters = _filters(provider, code, integration, reason, since)
+            results = _requeue_matching(session, filters, who, now, note, dry_run)
+    _finish(results, as_json)
+
+
+def _requeue_matching(
+    session: Any, filters: ParkedFilter, actor: str, now: datetime, note: str | None, dry_run: bool
+) -> list[ActionResult]:
+    """``requeue --all`` with a progress bar on a terminal."""
+    columns = (TextColumn("requeue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("requeue", total=None)
+        return actions.requeue_matching(
+            session, filters, actor=actor, now=now, note=note, dry_run=dry_run,
+            on_selected=lambda n: bar.update(task, total=n), progress=lambda _: bar.advance(task),
+        )  # fmt: skip
+
+
+def _finish(results: Sequence[ActionResult], as_json: bool) -> None:
+    """Print the results; exit 5 if any was refused, else 4 if any was not found."""
+    if as_json:
+        print_json([r.as_json() for r in results])
+    else:
+        render_results(Console(), results)
+    outcomes = {r.result for r in results}
+    if Result.REFUSED in outcomes:
+        refused = sum(r.result is Result.REFUSED for r in results)
+        err.print(f"[red]error:[/red] {refused} refused, see above; nothing was changed for those", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+    if Result.NOT_FOUND in outcomes:
+        raise typer.Exit(EXIT_NOT_FOUND)
+
+
+def cancel(
+    ids: Annotated[list[str], typer.Argument(help="Submission ids or idempotency keys.")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail (no candidate data).")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw queued, scheduled or parked submissions (exit 5 for one in flight or already final)."""
+    settings = _logging(load_settings())
+    with sessions(settings)() as session:
+        results = actions.cancel(session, ids, actor=actor or default_actor(), reason=reason, now=utcnow())
+    _finish(results, as_json)
+
+
+def stats(
+    since: Annotated[str | None, typer.Option(help="Only submissions created since (2h, 7d, ISO time).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts per status, provider, code and integration; attempts per submission; time to final state."""
+    settings = load_settings()
+    when = parsed(lambda: parse_since(since, utcnow())) if since else None
+    with sessions(settings)() as session:
+        data = submission_stats(session, since=when)
+    data["limits"] = _limits_or_none(settings)
+    if as_json:
+        print_json(data)
+        return
+    render_stats(Console(), data)
+    if data["limits"]:
+        render_limits(Console(), data["limits"])
+
+
+def purge(
+    older_than: Annotated[str | None, typer.Option(help="Settled and unchanged for this long, e.g. 90d.")] = None,
+    email: Annotated[str | None, typer.Option(help="Every submission of (or quoting) this address.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be purged.")] = False,
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove candidate data (payload, provider messages) and keep the anonymous history; exit 5 if some skipped."""
+    if (older_than is None) == (email is None):
+        fail("give exactly one of --older-than or --email", EXIT_INVALID)
+    settings, who, now = _logging(load_settings()), actor or default_actor(), utcnow()
+    age = parsed(lambda: parse_duration(older_than)) if older_than is not None else None
+    with sessions(settings)() as session:
+        if age is not None:
+            report = purging.purge_older_than(session, age, actor=who, now=now, dry_run=dry_run)
+        else:
+            report = purging.purge_email(session, str(email), actor=who, now=now, dry_run=dry_run)
+    if as_json:
+        print_json({**report.as_json(), "dry_run": dry_run})
+    else:
+        verb = "would purge" if dry_run else "purged"
+        line = f"{verb} {len(report.purged)} (cancelled {len(report.cancelled)}), skipped {len(report.skipped)}"
+        Console().print(line, highlight=False)
+    if report.skipped:
+        err.print("some submissions were in flight or changed meanwhile: run the purge again", highlight=False)
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def health(
+    max_idle_s: Annotated[float, typer.Option(help="Due work may wait this long without any consumption.")] = 120.0,
+    max_dispatcher_silence_s: Annotated[float, typer.Option(help="Longest gap between dispatcher beats.")] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Exit 1 if due work is not being consumed or no dispatcher is running (for liveness probes)."""
+    with sessions(load_settings())() as session:
+        report = check_health(
+            session, utcnow(), max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s
+        )
+    if as_json:
+        print_json({"ok": report.ok, "problems": report.problems, **report.facts})
+    else:
+        err.print("healthy" if report.ok else "UNHEALTHY: " + "; ".join(report.problems))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def limits(as_json: JsonOpt = False) -> None:
+    """Traffic control per integration: rates, cooldowns after 429s, circuit breakers, requests in flight."""
+    rows = _limits(load_settings())
+    if as_json:
+        print_json(rows)
+    else:
+        render_limits(Console(), rows)
+
+
+def _limits(settings: Settings) -> list[dict[str, Any]]:
+    """Traffic-control state per limit key: configured limits, adaptive rate, cooldown, breaker, in flight."""
+    limiter = RedisLimiter(redis_client(resolve_broker_url(settings)))
+    return describe_limits(limiter.snapshot(), settings.limit_specs)
+
+
+def _limits_or_none(settings: Settings) -> list[dict[str, Any]] | None:
+    """``_limits``, or None when traffic control is off or its Redis cannot be reached."""
+    if not settings.traffic_control:
+        return None
+    try:
+        return _limits(settings)
+    except (redis.RedisError, OSError, RuntimeError, ValueError):  # e.g. a memory:// broker in tests
+        return None

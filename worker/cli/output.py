@@ -1,0 +1,77 @@
+"""What every ``applyq`` command shares: exit codes, settings, sessions, and printing to stdout / stderr.
+
+Exit codes: 0 ok · 1 unexpected error · 2 invalid input or usage · 3 idempotency key reused with a
+different payload · 4 not found · 5 refused: not in a status that allows it (e.g. requeue of a submission
+that is not parked; the other submissions named were still done).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.config import Settings
+from worker.db.engine import create_engine, create_session_factory
+from worker.errors import InvalidInput, InvalidSubmission
+from worker.schemas import format_validation_error
+
+__all__ = [
+    "EXIT_CONFLICT",
+    "EXIT_INVALID",
+    "EXIT_NOT_FOUND",
+    "EXIT_REFUSED",
+    "err",
+    "fail",
+    "load_settings",
+    "parsed",
+    "print_json",
+    "sessions",
+]
+
+EXIT_INVALID = 2
+EXIT_CONFLICT = 3
+EXIT_NOT_FOUND = 4
+EXIT_REFUSED = 5
+
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print to stderr and exit with ``code``."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """Read the environment once; a bad value is an input error."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        fail("invalid APPLYQ_* setting:\n" + format_validation_error(exc), EXIT_INVALID)
+
+
+def sessions(settings: Settings, pool_size: int = 1) -> sessionmaker[Session]:
+    """Sessions on the configured database, for one command."""
+    return create_session_factory(create_engine(settings.database_url, pool_size=pool_size))
+
+
+def parsed(parse: Callable[[], T]) -> T:
+    """Run a parser of operator input; a malformed value exits 2 with the message."""
+    try:
+        return parse()
+    except (InvalidInput, InvalidSubmission) as exc:
+        fail(str(exc), EXIT_INVALID)
+
+
+def print_json(data: Any) -> None:
+    """Compact JSON on stdout."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -1,0 +1,120 @@
+"""The long-running commands: worker, dispatcher, api, sandbox, demo, flower and metrics; and migrate.
+
+Each imports what it serves inside the function: Celery, FastAPI, uvicorn and Flower take a second or more
+to import, and ``applyq status`` or ``applyq --help`` should not pay for them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from worker.cli.output import EXIT_INVALID, err, fail, load_settings, parsed, sessions
+from worker.clock import utcnow
+from worker.db.engine import migrate as upgrade_schema
+from worker.logs import configure_logging
+
+__all__ = ["api", "demo", "dispatcher", "flower", "metrics", "migrate", "sandbox", "worker"]
+
+
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Threads (default APPLYQ_WORKER_CONCURRENCY).")] = None,
+    dispatcher: Annotated[bool, typer.Option(help="Also run the dispatcher in this process.")] = True,
+    hostname: Annotated[str, typer.Option(help="Celery node name.")] = "applyq@%h",
+) -> None:
+    """Run a Celery worker (thread pool, for I/O-bound calls) plus the dispatcher."""
+    from worker.runtime.process import run_worker  # local: Celery is slow to import
+
+    run_worker(load_settings(), concurrency=concurrency, with_dispatcher=dispatcher, hostname=hostname)
+
+
+def dispatcher() -> None:
+    """Run only the dispatcher (publishes due submissions); safe to run several."""
+    from worker.runtime.process import run_dispatcher_process  # local: Celery is slow to import
+
+    run_dispatcher_process(load_settings())
+
+
+def migrate() -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    upgrade_schema(load_settings().database_url)
+    err.print("database schema is up to date")
+
+
+def sandbox(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
+    hang_s: Annotated[float, typer.Option(help="How long 'hang' scenarios hang.")] = 10.0,
+    retry_after_s: Annotated[int, typer.Option(help="Retry-After sent on rate limits.")] = 1,
+    rate_limit: Annotated[float | None, typer.Option(help="Enforced requests/s per integration.")] = None,
+    celper_rate_limit: Annotated[int, typer.Option(help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
+) -> None:
+    """Run the local provider sandbox (Kombo, StackOne and Celper wire formats, scripted by job id)."""
+    from worker.local.sandbox import SandboxConfig, serve  # local: Starlette and uvicorn are slow to import
+
+    config = SandboxConfig(
+        latency_ms=latency_ms,
+        hang_s=hang_s,
+        retry_after_s=retry_after_s,
+        rate_limit_per_s=rate_limit,
+        celper_rate_limit=celper_rate_limit,
+    )
+    serve(config, host, port)
+
+
+def api(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8800,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Serve the HTTP API (POST /submissions, GET /submissions/ID, /openapi.json); needs APPLYQ_API_TOKENS."""
+    from worker.intake.http import serve  # local: FastAPI is slow to import
+
+    settings = load_settings()
+    if not settings.api_tokens:
+        fail("APPLYQ_API_TOKENS is empty: set at least one bearer token (comma-separated)", EXIT_INVALID)
+    serve(settings, host, port)
+
+
+def demo(
+    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long.")] = 180.0,
+) -> None:
+    """Run ~90 scripted applications through a real worker and the sandbox; exit 0 if all went as scripted."""
+    from worker.local.demo import run_demo  # local: the demo starts Celery and the sandbox
+
+    raise typer.Exit(run_demo(load_settings(), timeout_s=timeout_s))
+
+
+def flower(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 5555,
+    address: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container).")] = "127.0.0.1",
+    unsafe_no_auth: Annotated[
+        bool, typer.Option("--unsafe-no-auth", help="Run without APPLYQ_FLOWER_BASIC_AUTH (API disabled).")
+    ] = False,
+    allow_control: Annotated[
+        bool, typer.Option("--allow-control", help="Enable Flower's revoke/shutdown/pool buttons.")
+    ] = False,
+    url_prefix: Annotated[str | None, typer.Option(help="Serve under this path (behind a proxy).")] = None,
+) -> None:
+    """Run Flower, the live console of workers and tasks, with basic auth from APPLYQ_FLOWER_BASIC_AUTH."""
+    from worker.ops.flower import FlowerOptions, flower_argv, run_flower  # local: Flower is slow to import
+
+    settings = load_settings()
+    options = FlowerOptions(port, address, unsafe_no_auth, allow_control, url_prefix)
+    parsed(lambda: flower_argv(settings, options))
+    if unsafe_no_auth and settings.flower_basic_auth is None:
+        err.print("[yellow]warning:[/yellow] Flower runs without authentication (--unsafe-no-auth)")
+    raise typer.Exit(run_flower(settings, options))
+
+
+def metrics(
+    port: Annotated[int, typer.Option(help="TCP port.")] = 9808,
+    address: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container).")] = "127.0.0.1",
+) -> None:
+    """Serve Prometheus metrics from the database (outcomes per provider and code, parked and due backlogs)."""
+    from worker.ops.metrics import build_registry, serve_metrics  # local: prometheus_client's server
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    serve_metrics(build_registry(sessions(settings), utcnow), address=address, port=port)

@@ -1,0 +1,75 @@
+"""Engine and session factory, built from settings on demand (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["create_engine", "create_session_factory", "is_postgres", "migrate"]
+
+_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+    """An engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so writers queue up."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _tune_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, issue BEGIN (see "Serializable isolation / Savepoints" in the
+        # SQLAlchemy SQLite docs); WAL lets readers run beside the single writer.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # IMMEDIATE takes the write lock up front: a read-then-write transaction can't hit SQLITE_BUSY
+        # half-way, and two dispatchers can't pick the same rows.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(target: str | sa.Engine | Session) -> bool:
+    """True on PostgreSQL (``FOR UPDATE SKIP LOCKED``, advisory locks, reads outside a transaction).
+
+    ``target`` is a database URL, an engine or a session: the one test every module uses.
+    """
+    if isinstance(target, str):
+        return sa.make_url(target).get_backend_name() == "postgresql"
+    bind = target.get_bind() if isinstance(target, Session) else target
+    return bind.dialect.name == "postgresql"
+
+
+def create_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Any:
+    """An Alembic config pointing at this project's migrations and the given database."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database schema (``alembic upgrade head``)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)

@@ -1,0 +1,133 @@
+"""Submissions as the job board sees them: the idempotent insert, and reads by id, key or filter."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from worker.db.models import Submission
+from worker.errors import IdempotencyConflict
+from worker.schemas import SubmissionIn
+from worker.states import Status
+
+__all__ = ["Stored", "add_submissions", "find_submission", "list_submissions", "provider_idempotency_key"]
+
+_S = cast(sa.Table, Submission.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A submission after ``add_submissions``: new, or the existing one for a replayed key."""
+
+    submission: Submission
+    created: bool
+
+
+def provider_idempotency_key(idempotency_key: str) -> str:
+    """The key sent to providers: derived once from the job board's key, the same on every attempt."""
+    return "applyq-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
+def add_submissions(session: Session, items: Sequence[SubmissionIn], now: datetime) -> list[Stored]:
+    """Store validated submissions (flush, no commit); replays return the existing row.
+
+    Many items go in one round trip when their keys are new; a key inserted concurrently (or repeated in
+    ``items``) falls back to the careful one-by-one path.
+    """
+    if len(items) > 1 and len({i.idempotency_key for i in items}) == len(items):
+        taken = set(session.scalars(sa.select(Submission.idempotency_key).where(
+            Submission.idempotency_key.in_([i.idempotency_key for i in items]))))  # fmt: skip
+        if not taken:
+            rows = [_new_row(item, now) for item in items]
+            try:
+                with session.begin_nested():
+                    session.add_all(rows)
+                return [Stored(row, created=True) for row in rows]
+            except IntegrityError:
+                pass
+    return [_add_one(session, item, now) for item in items]
+
+
+def _new_row(item: SubmissionIn, now: datetime) -> Submission:
+    return Submission(**_new_values(item, now))
+
+
+def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "idempotency_key": item.idempotency_key,
+        "payload_hash": item.payload_hash(),
+        "provider_idempotency_key": provider_idempotency_key(item.idempotency_key),
+        "provider": item.provider.value,
+        "integration_id": item.integration_id,
+        "job_id": item.job_id,
+        "payload": item.payload(),
+        "status": Status.QUEUED.value,
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "published_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "window_started_at": now,
+        "window_attempt_base": 0,
+    }
+
+
+def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
+    row = _insert_if_new(session, _new_values(item, now))
+    if row is not None:
+        return Stored(row, created=True)
+    existing = _by_key(session, item.idempotency_key)
+    if existing is None:  # its holder was purged between the two statements
+        raise RuntimeError(f"idempotency key {item.idempotency_key!r} is taken, but by no submission; try again")
+    if existing.payload_hash != item.payload_hash():
+        raise IdempotencyConflict(item.idempotency_key, existing.id)
+    return Stored(existing, created=False)
+
+
+def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | None:
+    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``: None if the key is taken.
+
+    One round trip, no SAVEPOINT: a taken key aborts nothing, and a concurrent insert of the same key is
+    waited for, then seen by the caller's next statement. The row returned is the values given (not loaded).
+    """
+    inserted = session.execute(_insert_if_new_statement(session.get_bind().dialect.name), values).first()
+    return None if inserted is None else Submission(**values)
+
+
+@cache
+def _insert_if_new_statement(dialect: str) -> sa.Insert:
+    """Built once per dialect (enqueue runs it for every submission); the columns are the values' keys."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(_S).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_S.c.id)
+
+
+def _by_key(session: Session, key: str) -> Submission | None:
+    return session.scalars(sa.select(Submission).where(Submission.idempotency_key == key)).one_or_none()
+
+
+def find_submission(session: Session, id_or_key: str) -> Submission | None:
+    """A submission by id, else by idempotency key."""
+    return session.get(Submission, id_or_key) or _by_key(session, id_or_key)
+
+
+def list_submissions(
+    session: Session, *, status: str | None = None, provider: str | None = None, limit: int = 1000
+) -> list[Submission]:
+    """Newest first, optionally filtered."""
+    query = sa.select(Submission).order_by(Submission.created_at.desc(), Submission.id).limit(limit)
+    if status:
+        query = query.where(Submission.status == status)
+    if provider:
+        query = query.where(Submission.provider == provider)
+    return list(session.scalars(query))

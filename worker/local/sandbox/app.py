@@ -1,0 +1,158 @@
+"""The sandbox's ASGI app: each provider's create-application endpoint plus the ``/_sandbox`` controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker.local.sandbox.celper import CelperProvider
+from worker.local.sandbox.config import SandboxConfig
+from worker.local.sandbox.kombo import KomboProvider
+from worker.local.sandbox.provider import Exchange, Provider, Reply
+from worker.local.sandbox.scenarios import Behaviour, Outcome, decide, parse_scenario
+from worker.local.sandbox.stackone import StackOneProvider
+from worker.local.sandbox.state import RequestRecord, SandboxState, application_key
+
+__all__ = ["create_app", "serve"]
+
+_LOG_ROUTE = "sandbox_log"
+
+
+def create_app(config: SandboxConfig | None = None) -> Starlette:
+    """A fresh sandbox with empty state; ``app.state.sandbox`` is its ``SandboxState``."""
+    config = config or SandboxConfig()
+    state = SandboxState(config.seed)
+    providers: tuple[Provider, ...] = (KomboProvider(config), StackOneProvider(config), CelperProvider(config, state))
+    routes = [
+        Route(path, _ProviderEndpoint(provider, config, state).handle, methods=["POST"])
+        for provider in providers
+        for path in provider.paths
+    ]
+    app = Starlette(routes=[*_control_routes(state), *routes])
+    app.state.sandbox = state
+    return app
+
+
+def serve(config: SandboxConfig, host: str, port: int) -> None:
+    """Run the sandbox in the foreground until interrupted."""
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+
+
+class _ProviderEndpoint:
+    """The create-application handler of one provider, over the shared state."""
+
+    def __init__(self, provider: Provider, config: SandboxConfig, state: SandboxState) -> None:
+        self._provider = provider
+        self._config = config
+        self._state = state
+
+    async def handle(self, request: Request) -> Response:
+        """Log the request, wait out the latency, answer it and note the status."""
+        provider, state = self._provider, self._state
+        body = _json_or_none(await request.body())
+        record = RequestRecord(
+            log_id=state.new_uuid(),
+            provider=provider.name,
+            method=request.method,
+            path=request.url.path,
+            job_id=provider.job_id(request.path_params, body),
+            headers=_redacted(request.headers, provider.is_authorized(request.headers)),
+            body=body,
+        )
+        state.log_request(record)
+        with state.in_flight(provider.name, provider.integration_id(request.headers) or "") as in_flight:
+            if self._config.latency_ms > 0:
+                await asyncio.sleep(self._config.latency_ms / 1000)
+            exchange = Exchange(str(request.url_for(_LOG_ROUTE, log_id=record.log_id)), in_flight, record.log_id)
+            reply = await self._answer(request, record.job_id or "", body, exchange)
+        state.answered(record, reply.status)
+        return Response(reply.body, reply.status, dict(reply.headers), reply.media_type)
+
+    async def _answer(self, request: Request, job_id: str, body: Any, exchange: Exchange) -> Reply:
+        """Admit the request, let its scenario decide, create and stall as told, then render."""
+        provider, config, state = self._provider, self._config, self._state
+        submission = provider.admit(request.headers, job_id, body, exchange)
+        if isinstance(submission, Reply):
+            return submission
+        limit = config.rate_limit_per_s
+        if limit and not state.take_token((provider.name, submission.integration_id), limit, time.monotonic()):
+            return provider.render(Behaviour(Outcome.RATE_LIMITED), submission, None, exchange)
+        key = application_key(provider.name, submission.integration_id, submission.job_id, submission.email)
+        attempt = state.begin_attempt(key)
+        behaviour = decide(
+            parse_scenario(submission.job_id),
+            attempt.number,
+            already_created=config.dedupe and attempt.already_created,
+            email=submission.email,
+        )
+        application = None
+        if behaviour.creates:
+            application = state.create(key, allow_duplicate=not config.dedupe)
+            if application is None:  # a concurrent attempt created it first
+                behaviour = Behaviour(Outcome.ALREADY_APPLIED)
+        # The answer is settled (and, for Celper, kept for its idempotency key) before the stall delays it.
+        reply = provider.render(behaviour, submission, application, exchange)
+        if behaviour.stalls:
+            await asyncio.sleep(config.hang_s)
+        return reply
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+#: Request headers that carry a provider credential (Kombo and StackOne ``Authorization``, Celper ``X-API-Key``).
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key"})
+
+
+def _redacted(headers: Mapping[str, str], authorized: bool) -> dict[str, str]:
+    """Lower-cased headers with the credentials replaced by whether they were accepted."""
+    redaction = "<redacted:ok>" if authorized else "<redacted:bad>"
+    return {
+        name.lower(): redaction if name.lower() in _CREDENTIAL_HEADERS else value for name, value in headers.items()
+    }
+
+
+def _control_routes(state: SandboxState) -> list[Route]:
+    async def health(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def stats(_: Request) -> Response:
+        return JSONResponse(state.stats())
+
+    async def requests(request: Request) -> Response:
+        return JSONResponse(state.requests(request.query_params.get("job_id")))
+
+    async def log(request: Request) -> Response:
+        record = state.request(request.path_params["log_id"])
+        if record is None:
+            return JSONResponse({"error": "no such request in the log"}, status_code=404)
+        return JSONResponse(record)
+
+    async def applications(_: Request) -> Response:
+        return JSONResponse(state.applications())
+
+    async def reset(_: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    return [
+        Route("/_sandbox/health", health, methods=["GET"]),
+        Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/requests", requests, methods=["GET"]),
+        Route("/_sandbox/applications", applications, methods=["GET"]),
+        Route("/_sandbox/logs/{log_id}", log, methods=["GET"], name=_LOG_ROUTE),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+    ]

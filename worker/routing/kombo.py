@@ -1,0 +1,82 @@
+"""Kombo's routing table: its ``error.code`` values (Kombo's error-handling guide), else the HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from worker.routing.rules import (
+    FIX_INPUT,
+    HTTP_STATUS_RULES,
+    SUPPORT,
+    TRANSPORT_RULES,
+    ProviderRoutes,
+    Rule,
+    park,
+    retry,
+    terminal,
+)
+from worker.states import Reason
+
+__all__ = ["KOMBO_CODES", "ROUTES"]
+
+_REAUTH = "Ask the customer to re-authenticate the integration in Kombo Connect, then requeue."
+_SETUP = "The customer or their admin must finish or enable the integration setup in Kombo, then requeue."
+
+KOMBO_CODES: Mapping[str, Rule] = {
+    # PLATFORM: Kombo itself
+    "PLATFORM.RATE_LIMIT_EXCEEDED": retry(Reason.RATE_LIMITED),
+    "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED": retry(Reason.CONCURRENCY_LIMITED, floor_s=1.0),
+    "PLATFORM.INTEGRATION_NOT_FOUND": park(
+        Reason.INTEGRATION_NOT_FOUND, "The integration id is unknown to Kombo: check it with the customer."
+    ),
+    "PLATFORM.INPUT_INVALID": park(Reason.INVALID_INPUT, FIX_INPUT),
+    "PLATFORM.UNKNOWN_ERROR": retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=2),
+    "PLATFORM.IP_NOT_WHITELISTED": park(
+        Reason.CONFIGURATION, "Allow-list this host's egress IP in the Kombo dashboard, then requeue."
+    ),
+    "PLATFORM.AUTHENTICATION_INVALID": park(
+        Reason.CONFIGURATION, "APPLYQ_KOMBO_API_KEY is invalid or revoked: rotate it, then requeue."
+    ),
+    "PLATFORM.TASK_TIMED_OUT": retry(Reason.PROVIDER_TIMEOUT, unknown_outcome=True, max_attempts=3),
+    # INTEGRATION: the customer's connection to their ATS
+    "INTEGRATION.PERMISSION_MISSING": park(
+        Reason.PERMISSION_MISSING,
+        "Ask the customer to grant the 'Create applications and candidates' permission "
+        "(and re-authenticate), then: applyq requeue --code INTEGRATION.PERMISSION_MISSING "
+        "--integration ID --all",
+    ),
+    "INTEGRATION.AUTHENTICATION_INVALID": park(Reason.REAUTHENTICATION_REQUIRED, _REAUTH),
+    "INTEGRATION.QA_FAILED": park(Reason.INTEGRATION_SETUP, _SETUP),
+    "INTEGRATION.SETUP_SYNC_PENDING": retry(Reason.SETUP_SYNC_PENDING, long_wait=True),
+    "INTEGRATION.SETUP_INCOMPLETE": park(Reason.INTEGRATION_SETUP, _SETUP),
+    "INTEGRATION.INACTIVE": park(Reason.INTEGRATION_INACTIVE, "The integration is inactive: reactivate it."),
+    "INTEGRATION.MODEL_NOT_AVAILABLE": terminal(
+        Reason.NOT_SUPPORTED, "This ATS does not support applications through Kombo."
+    ),
+    "INTEGRATION.MODEL_DISABLED": park(Reason.INTEGRATION_SETUP, _SETUP),
+    "INTEGRATION.ACTION_NOT_AVAILABLE": terminal(
+        Reason.NOT_SUPPORTED, "This ATS does not support creating applications through Kombo."
+    ),
+    "INTEGRATION.ACTION_DISABLED": park(Reason.INTEGRATION_SETUP, _SETUP),
+    # REMOTE: the ATS behind Kombo
+    "REMOTE.SERVICE_UNAVAILABLE": retry(Reason.UNAVAILABLE),
+    "REMOTE.RATE_LIMIT_EXCEEDED": retry(Reason.RATE_LIMITED),
+    "REMOTE.INPUT_INVALID": park(Reason.INVALID_INPUT, FIX_INPUT),
+    "REMOTE.UNKNOWN_HTTP_ERROR": park(Reason.REMOTE_ERROR, SUPPORT),
+    # ATS: business outcomes
+    "ATS.JOB_CLOSED": terminal(Reason.JOB_CLOSED, "The job is closed: tell the candidate; nothing to retry."),
+    "ATS.APPLICATION_ALREADY_EXISTS": terminal(
+        Reason.ALREADY_APPLIED, "The candidate already applied to this job.", reconcile=True
+    ),
+}
+
+
+ROUTES = ProviderRoutes(
+    codes=KOMBO_CODES,
+    statuses=HTTP_STATUS_RULES,
+    unknown_code=park(
+        Reason.UNKNOWN_CODE,
+        "A code applyq does not know: open the log_url, then add it to worker/routing/kombo.py.",
+    ),
+    transport=TRANSPORT_RULES,
+)

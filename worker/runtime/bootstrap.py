@@ -1,0 +1,43 @@
+"""Build the long-lived objects (engine, sessions, adapters, Celery app) from settings."""
+
+from __future__ import annotations
+
+import httpx
+
+from worker.clock import utcnow
+from worker.config import Settings
+from worker.db.engine import create_engine, create_session_factory
+from worker.db.heartbeats import Heartbeater
+from worker.providers import build_adapters
+from worker.runtime.broker import resolve_broker_url
+from worker.runtime.pipeline import Runtime
+from worker.traffic.limiter import RedisLimiter, redis_client
+from worker.traffic.signals import Traffic
+
+__all__ = ["build_runtime", "build_traffic"]
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    pool_size: int | None = None,
+    broker_url: str | None = None,
+) -> Runtime:
+    """Everything one worker process needs to run attempts (traffic control shares the broker's Redis)."""
+    size = pool_size or settings.worker_concurrency
+    engine = create_engine(settings.database_url, pool_size=min(size, 32))
+    sessions = create_session_factory(engine)
+    return Runtime(
+        settings=settings,
+        sessions=sessions,
+        adapters=build_adapters(settings, transport, max_connections=max(size, 10)),
+        heartbeat=Heartbeater(sessions, "worker", utcnow).beat,
+        traffic=build_traffic(settings, broker_url) if settings.traffic_control else Traffic(),
+    )
+
+
+def build_traffic(settings: Settings, broker_url: str | None) -> Traffic:
+    """The Redis limiter with the configured limits."""
+    client = redis_client(broker_url or resolve_broker_url(settings))
+    return Traffic(RedisLimiter(client), settings.limit_specs, settings.celper_api_key.get_secret_value())

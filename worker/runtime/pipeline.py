@@ -1,0 +1,214 @@
+"""Attempts of a batch of submissions: peek, ask the limiter, claim, call the providers, decide, record.
+
+This is what the Celery task runs; it takes everything it needs as arguments, so tests call it directly.
+Each due submission of a message takes its turn in the process's pool of ``worker_concurrency`` threads;
+the turns' claims and recordings are grouped into shared transactions (``worker/runtime/coalesce.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.clock import utcnow
+from worker.config import Settings
+from worker.db.leases import Claim, Due, Finished, claim, defer, finish, peek_due
+from worker.providers import Accepted, Adapter, Answer, Delivery
+from worker.routing.policy import AttemptContext, decide
+from worker.runtime.coalesce import Coalescer
+from worker.schemas import SubmissionIn
+from worker.states import OUTCOME_STATUSES, Decision, Provider
+from worker.traffic.limiter import Gate, Hints, Signal, Wait
+from worker.traffic.signals import Traffic, hints_for, signal_for
+from worker.webhooks.events import record_outcomes
+
+__all__ = ["Outcome", "Runtime", "process_batch", "process_submission"]
+
+log = logging.getLogger("applyq.pipeline")
+
+
+@dataclass
+class Runtime:
+    """The collaborators one worker process shares between its threads."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    adapters: dict[Provider, Adapter]
+    clock: Callable[[], datetime] = utcnow
+    rand: Callable[[], float] = field(default=random.random)
+    #: called whenever a message is consumed, for ``applyq health``
+    heartbeat: Callable[[], None] = lambda: None
+    #: shared rate/concurrency limits, cooldowns and circuit breakers (unlimited by default)
+    traffic: Traffic = field(default_factory=Traffic)
+    sleep: Callable[[float], None] = time.sleep
+    #: the turns' threads (``worker_concurrency`` of them) and their grouped claims and recordings
+    pool: ThreadPoolExecutor = field(init=False)
+    claims: Coalescer[str, Claim | None] = field(init=False)
+    records: Coalescer[Finished, bool] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(self.settings.worker_concurrency, thread_name_prefix="applyq-attempt")
+        self.claims = Coalescer(self.claim_each, "claim")
+        self.records = Coalescer(self.finish_all, "record")
+
+    def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
+        """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
+        with self.sessions() as session:
+            leases = claim(session, submission_ids, self.clock(), self.settings.lease_s)
+        return [leases.pop(sid, None) for sid in submission_ids]
+
+    def finish_all(self, done: Sequence[Finished]) -> list[bool]:
+        """Record every answer and the job board's outcome events in one transaction; False where the lease was lost."""
+        with self.sessions() as session:
+            kept = finish(session, done)
+            finals = [
+                d.lease.submission_id
+                for d, k in zip(done, kept, strict=True)
+                if k and d.verdict.status in OUTCOME_STATUSES
+            ]
+            if finals:
+                record_outcomes(session, finals, done[0].at)
+            session.commit()
+            return kept
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one submission's turn did, as Flower shows it: the decision and the code, never candidate data."""
+
+    decision: str
+    code: str | None = None
+    status: str | None = None
+
+    def as_result(self) -> dict[str, Any]:
+        """A small JSON-ready dict for the Celery result."""
+        return {"decision": self.decision, "code": self.code, "status": self.status}
+
+
+_SKIPPED = Outcome("skipped")
+
+
+def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
+    """``process_batch`` of one."""
+    return process_batch(runtime, [submission_id])[0]
+
+
+def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outcome]:
+    """Run one attempt of each submission that is due, free and within its provider's limits.
+
+    A stale or duplicate id does nothing; a submission its integration's limits hold back is deferred in
+    the database without an attempt, so waiting never occupies a worker. The outcomes follow the ids'
+    order; an unexpected error is raised once the batch's other turns are over.
+    """
+    runtime.heartbeat()
+    with runtime.sessions() as session:
+        dues = peek_due(session, submission_ids, runtime.clock())
+    due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
+    turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in due_ids}
+    wait(turns.values())
+    errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
+    if errors:
+        raise errors[0]
+    return [turns[sid].result() if sid in turns else _SKIPPED for sid in submission_ids]
+
+
+def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
+    """One submission's attempt, in a pool thread: limits first, then claim, call, decide, record."""
+    provider = Provider(due.provider)
+    key = runtime.traffic.key(provider, due.integration_id)
+    spec = runtime.traffic.spec(key)
+    gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+    if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
+        runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
+        gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+    if not gate.go:
+        return _defer(runtime, submission_id, key, gate)
+    signal, hints = Signal.NOT_SENT, Hints()
+    try:
+        outcome, answer = _attempt(runtime, submission_id)
+        if answer is not None:
+            signal, hints = signal_for(provider, due.integration_id, answer), hints_for(answer)
+        return outcome
+    finally:
+        runtime.traffic.limiter.observe(key, spec, gate, signal, hints)
+
+
+def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None]:
+    """Claim, deliver, decide, record; ``None`` for the answer if the claim was lost to another worker."""
+    lease = runtime.claims.submit(submission_id)
+    if lease is None:
+        return _SKIPPED, None
+    submission = SubmissionIn.model_validate(lease.payload)
+    delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
+    answer, latency_ms = runtime.adapters[submission.provider].deliver(delivery)
+    now = runtime.clock()
+    verdict = decide(answer, _context(lease, submission.provider, now, runtime.rand()), runtime.settings)
+    done = Finished(lease, answer, verdict, latency_ms, now)
+    _log(delivery, submission.provider, done, runtime.records.submit(done))
+    code = None if isinstance(answer, Accepted) else answer.label
+    return Outcome(verdict.decision.value, code, verdict.status.value), answer
+
+
+def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
+    return AttemptContext(
+        provider=provider,
+        integration_id=lease.integration_id,
+        attempt=lease.window_attempt,
+        window_started_at=lease.window_started_at,
+        now=now,
+        had_unknown_outcome=lease.had_unknown_outcome,
+        rand=rand,
+    )
+
+
+def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
+    """Put the submission back in the database until the limiter's wait is over (plus a little jitter)."""
+    now = runtime.clock()
+    # a cooldown's waiters get fresh reservations when they return, so a small spread is enough
+    jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(0.2, gate.wait_s)
+    until = now + timedelta(seconds=gate.wait_s + jitter)
+    with runtime.sessions() as session:
+        deferred = defer(session, submission_id, now, until)
+    if deferred and gate.verdict is not Wait.RESERVED:
+        extra = {"submission_id": submission_id, "limit_key": key, "wait": gate.verdict.value}
+        log.info("submission deferred", extra={**extra, "delay_s": round(gate.wait_s, 3)})
+    return Outcome("deferred", gate.verdict.value)
+
+
+_LEVELS = {
+    Decision.SUCCESS: logging.INFO,
+    Decision.RETRY: logging.INFO,
+    Decision.PARK: logging.WARNING,
+    Decision.TERMINAL: logging.ERROR,
+}
+
+
+def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> None:
+    """One structured line per state change; ids and codes only, never candidate data or keys."""
+    answer, verdict = done.answer, done.verdict
+    extra: dict[str, Any] = {
+        "submission_id": delivery.submission_id,
+        "provider": provider.value,
+        "integration_id": delivery.submission.integration_id,
+        "attempt": done.lease.attempt_number,
+        "decision": verdict.decision.value,
+        "status": verdict.status.value,
+        "reason": verdict.reason,
+        "delay_s": verdict.delay_s,
+    }
+    if isinstance(answer, Accepted):
+        extra.update(remote_id=answer.remote_id, warnings=list(answer.warnings))
+    else:
+        extra.update(code=answer.label, http_status=answer.http_status, log_url=answer.log_url)
+    if not kept:
+        log.warning("lease lost before the answer was recorded", extra=extra)
+        return
+    log.log(_LEVELS[verdict.decision], "submission %s", verdict.status.value, extra=extra)

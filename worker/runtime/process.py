@@ -1,0 +1,74 @@
+"""The long-running processes: a Celery worker (with the dispatcher and webhook delivery beside it), or a dispatcher."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from worker.clock import utcnow
+from worker.config import Settings
+from worker.db.engine import create_engine, create_session_factory, is_postgres
+from worker.db.heartbeats import Heartbeater
+from worker.logs import configure_logging
+from worker.runtime.bootstrap import build_runtime
+from worker.runtime.broker import resolve_broker_url
+from worker.runtime.dispatcher import run_dispatcher
+from worker.runtime.tasks import CeleryPublisher, create_celery
+from worker.webhooks.delivery import start_webhook_thread
+
+__all__ = ["run_dispatcher_process", "run_worker"]
+
+
+def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: bool, hostname: str) -> None:
+    """A Celery worker on a thread pool, with the dispatcher in a background thread."""
+
+    configure_logging(settings.log_level)
+    threads = concurrency or settings.worker_concurrency
+    broker_url = resolve_broker_url(settings)
+    runtime = build_runtime(settings, pool_size=threads, broker_url=broker_url)
+    app = create_celery(settings, broker_url, runtime)
+    stop = threading.Event()
+    if with_dispatcher:
+        _start_dispatcher_thread(settings, app, runtime.sessions, stop)
+    if settings.webhook_url is not None:
+        start_webhook_thread(settings, runtime.sessions, stop)
+    try:
+        queues = f"--queues={settings.queue},{settings.scheduled_queue}"
+        app.worker_main(
+            ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}", queues,
+             "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
+        )  # fmt: skip
+    finally:
+        stop.set()
+
+
+def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: threading.Event) -> None:
+
+    thread = threading.Thread(
+        target=run_dispatcher,
+        args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop, utcnow),
+        kwargs={
+            "skip_locked": is_postgres(settings.database_url),
+            "heartbeat": Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
+        },
+        name="applyq-dispatcher",
+        daemon=True,
+    )
+    thread.start()
+
+
+def run_dispatcher_process(settings: Settings) -> None:
+    """Only the dispatcher, until SIGINT/SIGTERM."""
+
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
+    publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)), settings.scheduled_queue)
+    run_dispatcher(
+        sessions, publisher, settings, stop, utcnow,
+        skip_locked=is_postgres(settings.database_url),
+        heartbeat=Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
+    )  # fmt: skip

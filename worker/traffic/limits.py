@@ -1,0 +1,50 @@
+"""Whose limit a request counts against, and what that limit is: configured, else the vendor's default.
+
+``APPLYQ_RATE_LIMITS`` is parsed with the other settings (``worker.config.LimitSpec``).
+
+``APPLYQ_RATE_LIMITS`` is a JSON object mapping ``"provider:integration"`` (or ``"provider:*"``) to a rate
+such as ``"20/s"``, ``"20/min"`` or ``"1000/60s"``, or to ``{"rate": "20/s", "concurrency": 5}``. A key
+with no configured rate and no published vendor rate is *adaptive*: the limiter learns it from 429s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from worker.config import LimitSpec
+from worker.states import Provider
+
+__all__ = ["VENDOR_DEFAULTS", "describe_limits", "limit_key", "resolve_spec"]
+
+
+#: Published vendor limits: Celper 20 writes / 60 s per company; StackOne 1,000 requests / minute per key;
+#: Kombo caps in-flight actions per integration at about 30 and publishes no rate.
+VENDOR_DEFAULTS: Mapping[Provider, LimitSpec] = {
+    Provider.KOMBO: LimitSpec(rate_per_s=None, concurrency=30),
+    Provider.STACKONE: LimitSpec(rate_per_s=1000 / 60, concurrency=None),
+    Provider.CELPER: LimitSpec(rate_per_s=20 / 60, concurrency=None),
+}
+
+
+def limit_key(provider: Provider, integration_id: str | None, celper_api_key: str = "") -> str:
+    """Whose limit a submission counts against: the integration, or the Celper company (its API key)."""
+    if provider is Provider.CELPER:
+        return "celper:" + hashlib.sha256(celper_api_key.encode()).hexdigest()[:12]
+    return f"{provider.value}:{integration_id}"
+
+
+def resolve_spec(key: str, configured: Mapping[str, LimitSpec]) -> LimitSpec:
+    """Exact key, else ``provider:*``, else the vendor default."""
+    provider = Provider(key.partition(":")[0])
+    return configured.get(key) or configured.get(f"{provider.value}:*") or VENDOR_DEFAULTS[provider]
+
+
+def describe_limits(rows: list[dict[str, Any]], configured: Mapping[str, LimitSpec]) -> list[dict[str, Any]]:
+    """The limiter's state per key (``RedisLimiter.snapshot``) with each key's configured rate and concurrency."""
+    for row in rows:
+        spec = resolve_spec(row["key"], configured)
+        row["rate_per_s"] = round(spec.rate_per_s, 3) if spec.rate_per_s else None
+        row["concurrency"] = spec.concurrency
+    return rows

@@ -1,0 +1,69 @@
+"""Traffic control glue: which limit a submission counts against, and what each answer tells the limiter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from worker.config import LimitSpec
+from worker.providers.base import Accepted, Answer, ProviderError
+from worker.routing.router import route
+from worker.states import Provider, Reason
+from worker.traffic.limiter import Hints, Limiter, Signal, Unlimited
+from worker.traffic.limits import limit_key, resolve_spec
+
+__all__ = ["RATE_LIMIT_REASONS", "UNAVAILABLE_REASONS", "Traffic", "hints_for", "signal_for"]
+
+#: Router reasons that mean "too fast": a cooldown for the whole integration.
+RATE_LIMIT_REASONS = frozenset({Reason.RATE_LIMITED, Reason.CONCURRENCY_LIMITED})
+#: Router reasons that mean "down": they count towards opening the circuit breaker.
+UNAVAILABLE_REASONS = frozenset(
+    {Reason.UNAVAILABLE, Reason.UNREACHABLE, Reason.BAD_GATEWAY, Reason.GATEWAY_TIMEOUT, Reason.TIMEOUT}
+)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The limiter with the configured limits; ``Traffic()`` is unlimited."""
+
+    limiter: Limiter = field(default_factory=Unlimited)
+    configured: Mapping[str, LimitSpec] = field(default_factory=dict)
+    celper_api_key: str = ""
+
+    def key(self, provider: Provider, integration_id: str | None) -> str:
+        """The limit key of a submission."""
+        return limit_key(provider, integration_id, self.celper_api_key)
+
+    def spec(self, key: str) -> LimitSpec:
+        """The limits that apply to a key."""
+        return resolve_spec(key, self.configured)
+
+
+def signal_for(provider: Provider, integration_id: str | None, answer: Answer) -> Signal:
+    """Success, rate limited, unavailable, or any other answer (which proves the provider is up)."""
+    if isinstance(answer, Accepted):
+        return Signal.SUCCESS
+    reason = route(provider, answer, integration_id).reason
+    if reason in RATE_LIMIT_REASONS:
+        return Signal.RATE_LIMITED
+    if reason in UNAVAILABLE_REASONS:
+        return Signal.UNAVAILABLE
+    return Signal.OTHER
+
+
+def hints_for(answer: Answer) -> Hints:
+    """Limits announced in headers: Retry-After, X-RateLimit-Remaining/Reset, Concurrency-Limit."""
+    headers = answer.headers
+    exhausted_until = None
+    if headers.get("x-ratelimit-remaining", "").strip() == "0":
+        exhausted_until = _float(headers.get("x-ratelimit-reset"))
+    retry_after = answer.retry_after_s if isinstance(answer, ProviderError) else None
+    limit = _float(headers.get("concurrency-limit"))
+    return Hints(retry_after, exhausted_until, int(limit) if limit and limit >= 1 else None)
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

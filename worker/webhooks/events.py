@@ -1,0 +1,147 @@
+"""Outcome webhooks: the event recorded with a submission's final state, and its signature.
+
+When a submission becomes ``succeeded``, ``terminal`` or ``parked``, ``record_outcomes`` adds an event to the
+outbox (``applyq_webhook_event``) in the same transaction; ``worker/webhooks/delivery.py`` POSTs it to
+``APPLYQ_WEBHOOK_URL`` until the job board answers 2xx. Every delivery of one event carries the same ``id``
+and body, so receivers deduplicate on ``id``. The header is
+
+    X-Applyq-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
+
+Python receivers check it with ``verify_signature``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, cast
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+from worker.db.models import Submission, WebhookEvent
+from worker.webhooks.outcomes import public_message
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "DeliveryStatus",
+    "encode_body",
+    "event_payload",
+    "record_outcomes",
+    "sign",
+    "verify_signature",
+]
+
+SIGNATURE_HEADER = "X-Applyq-Signature"
+
+Secret = str | bytes | SecretStr
+
+
+class DeliveryStatus(StrEnum):
+    """Where an outcome event is on its way to the job board."""
+
+    #: not yet acknowledged; ``next_attempt_at`` says when to try
+    PENDING = "pending"
+    #: the job board answered 2xx
+    DELIVERED = "delivered"
+    #: not acknowledged within ``APPLYQ_WEBHOOK_MAX_AGE_S``; given up
+    EXPIRED = "expired"
+
+
+# Core statements built once: the worker runs them for every group of final attempts, where loading ORM entities and
+# flushing new ones cost more CPU than the queries.
+_S = cast(sa.Table, Submission.__table__)
+#: The submission columns an event is made of, read once per recording group.
+_OUTCOME_COLUMNS = tuple(
+    _S.c[name] for name in ("id", "idempotency_key", "status", "outcome_reason", "outcome_code", "remote_id", "payload")
+)
+_FINAL_ROWS: sa.Select[Any] = sa.select(*_OUTCOME_COLUMNS).where(_S.c.id.in_(sa.bindparam("sids", expanding=True)))
+_ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
+
+
+def record_outcomes(session: Session, submission_ids: Sequence[str], now: datetime) -> None:
+    """Add the outcome events of submissions that just reached a final status (same transaction)."""
+    rows = session.execute(_FINAL_ROWS, {"sids": list(submission_ids)}).all()
+    events = []
+    for row in rows:
+        event_id = str(uuid.uuid4())
+        events.append({
+            "id": event_id,
+            "submission_id": row.id,
+            "payload": event_payload(row, event_id, now),
+            "status": DeliveryStatus.PENDING.value,
+            "attempt_count": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        })  # fmt: skip
+    session.execute(_ADD_EVENT, events)
+
+
+def event_payload(row: Submission | sa.Row[Any], event_id: str, now: datetime) -> dict[str, Any]:
+    """The event body: ids, outcome and the job board's message; never candidate data."""
+    return {
+        "id": event_id,
+        "type": f"submission.{row.status}",
+        "submission_id": row.id,
+        "idempotency_key": row.idempotency_key,
+        "status": row.status,
+        "reason": row.outcome_reason,
+        "code": row.outcome_code,
+        "message": public_message(row.status, row.outcome_reason),
+        "remote_id": row.remote_id,
+        "metadata": dict(row.payload.get("metadata") or {}),
+        "time": now.isoformat(),
+    }
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed): compact JSON with sorted keys."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _key(secret: Secret) -> bytes:
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    return secret.encode() if isinstance(secret, str) else secret
+
+
+def _digest(secret: Secret, timestamp: int, body: bytes) -> str:
+    return hmac.new(_key(secret), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def sign(secret: Secret, body: bytes, timestamp: int) -> str:
+    """The ``X-Applyq-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
+    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+
+
+def verify_signature(
+    secret: Secret, header: str | None, body: bytes, tolerance_s: float = 300.0, *, now: float | None = None
+) -> bool:
+    """True if ``header`` signs the raw ``body`` with ``secret`` and is at most ``tolerance_s`` old.
+
+    Several ``v1=`` values are accepted (any may match), so a sender can sign with an old and a new secret
+    while the secret is rotated. Check the raw request body, before any JSON parsing.
+    """
+    if not header:
+        return False
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            timestamp = int(value)
+        elif name == "v1" and value:
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
+        return False
+    expected = _digest(secret, timestamp, body)
+    return any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in candidates)
