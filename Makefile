@@ -20,10 +20,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)  ## run ~50 applications through a real worker and the sandbox (SQLite + embedded Redis)
 	$(BIN)/applyq demo
 
-test: $(STAMP)  ## lint, type-check, migrations check, and the whole test suite
+test: $(STAMP)  ## lint, type-check, import layers, and the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 chaos: $(STAMP)  ## 2,000 submissions while workers are killed, Redis flushed, PostgreSQL restarted

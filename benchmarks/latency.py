@@ -28,9 +28,9 @@ import redis
 
 from benchmarks import naive
 from benchmarks.stack import REDIS_URL, kombo_items, percentile, scratch_database
-from worker.intake.library import Applyq
 from worker.config import Settings
 from worker.db.engine import migrate
+from worker.intake.library import Applyq
 
 
 @dataclass(frozen=True)

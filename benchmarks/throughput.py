@@ -52,11 +52,11 @@ from benchmarks.stack import (
 )
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.db.models import Attempt, Submission
+from worker.db.submissions import add_submissions
 from worker.intake.enqueue import validate_all
 from worker.local.processes import spawn
-from worker.db.models import Attempt, Submission
 from worker.runtime.pipeline import utcnow
-from worker.db.submissions import add_submissions
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
 CONTENDERS = ("applyq", "naive", "noqueue")

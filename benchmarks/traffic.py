@@ -32,9 +32,9 @@ import sqlalchemy as sa
 from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.db.models import Submission
 from worker.intake.enqueue import enqueue, validate_all
 from worker.local.processes import create_database, drop_database, free_port, spawn, wait_http
-from worker.db.models import Submission
 from worker.runtime.pipeline import utcnow
 from worker.runtime.tasks import CeleryPublisher, create_celery
 

@@ -88,3 +88,8 @@ def submission_dict(**overrides: Any) -> dict[str, Any]:
 
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Chaos tests restart PostgreSQL and flush Redis: run them after everything else, whatever their file name."""
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)  # stable: the rest keep their order

@@ -36,7 +36,9 @@ def upgrade() -> None:
         sa.Column("lease_token", sa.String(length=36), nullable=True),
         sa.Column("last_http_status", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("created_at", worker.db.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column(
+            "created_at", worker.db.models.UTCDateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.Column("delivered_at", worker.db.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["submission_id"],

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import require_service
 from worker.db.engine import create_engine, create_session_factory, migrate
-from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.db.models import Submission
+from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.local.sandbox import SandboxConfig
 from worker.states import FINAL_STATUSES
 

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.e2e.conftest import Stack, free_port, kombo_submission, spawn, wait_http
-from worker.intake.http import ADVISORY_LOCK_CLASS
 from worker.db.models import Submission
+from worker.intake.http import ADVISORY_LOCK_CLASS
 
 pytestmark = pytest.mark.e2e
 

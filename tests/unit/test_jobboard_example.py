@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from examples.jobboard.app import JobBoard, create_app
 from examples.jobboard.models import Application, Base
 from tests.conftest import NOW, RecordingPublisher
-from worker.intake.library import Applyq
 from worker.db.models import Submission
+from worker.intake.library import Applyq
 from worker.webhooks.events import SIGNATURE_HEADER, encode_body, event_payload, sign
 
 SECRET = "whsec-example"

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import submission_dict
-from worker.intake.enqueue import parse_json_lines, validate_all
 from worker.errors import InvalidSubmission
+from worker.intake.enqueue import parse_json_lines, validate_all
 
 PERSON = {"first_name": "A", "last_name": "B", "email": "a@b.co"}
 

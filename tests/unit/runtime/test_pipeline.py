@@ -1,0 +1,266 @@
+"""The attempt pipeline on SQLite with a MockTransport provider: claim, call, decide, record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import NOW, RecordingPublisher, submission_dict
+from worker.config import Settings
+from worker.db.models import Submission
+from worker.errors import IdempotencyConflict
+from worker.intake.enqueue import enqueue, validate_all
+from worker.providers import build_adapters
+from worker.runtime.pipeline import Runtime, process_batch, process_submission
+from worker.states import Status
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"status": "success", "data": {"id": "K1", "remote_id": "R1"}, "warnings": []})
+
+
+def kombo_error(status: int, code: str | None, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {
+        "status": "error",
+        "error": {"code": code, "title": None, "message": "m", "log_url": "https://l/1"},
+    }
+    return httpx.Response(status, json=body, headers=headers)
+
+
+class Script:
+    """Answers requests from a list, then repeats the last answer."""
+
+    def __init__(self, *answers: Handler) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1](request)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+def make_runtime(settings: Settings, sessions: sessionmaker[Session], clock: Clock, handler: Handler) -> Runtime:
+    adapters = build_adapters(settings, httpx.MockTransport(handler))
+    return Runtime(settings, sessions, adapters, clock=clock, rand=lambda: 0.5)
+
+
+def add(sessions: sessionmaker[Session], publisher: RecordingPublisher, clock: Clock, **kw: object) -> str:
+    stored = enqueue(sessions, publisher, validate_all([submission_dict(**kw)]), clock())
+    return stored[0].submission.id
+
+
+def load(sessions: sessionmaker[Session], submission_id: str) -> Submission:
+    with sessions() as session:
+        row = session.get_one(Submission, submission_id)
+        _ = row.attempts
+        return row
+
+
+def test_success_on_the_first_attempt(settings, sessions, publisher, clock) -> None:
+    sid = add(sessions, publisher, clock)
+    assert publisher.published == [sid]
+    outcome = process_submission(make_runtime(settings, sessions, clock, ok), sid)
+    assert outcome.as_result() == {"decision": "success", "code": None, "status": "succeeded"}
+    row = load(sessions, sid)
+    assert (row.status, row.remote_id, row.provider_application_id, row.attempt_count) == (
+        "succeeded",
+        "R1",
+        "K1",
+        1,
+    )
+    assert [a.decision for a in row.attempts] == ["success"]
+    assert row.attempts[0].latency_ms is not None
+
+
+def test_retry_after_is_honoured_and_the_next_attempt_succeeds(settings, sessions, publisher, clock) -> None:
+    script = Script(lambda r: kombo_error(429, "PLATFORM.RATE_LIMIT_EXCEEDED", {"Retry-After": "30"}), ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    assert process_submission(runtime, sid).decision == "retry"
+    row = load(sessions, sid)
+    assert row.status == "retry_scheduled"
+    assert row.next_attempt_at == NOW + timedelta(seconds=30)
+    assert row.attempts[0].delay_s == 30.0
+
+    clock.advance(29.9)
+    assert process_submission(runtime, sid).decision == "skipped"
+    assert script.calls == 1
+
+    clock.advance(0.1)
+    assert process_submission(runtime, sid).decision == "success"
+    assert [a.decision for a in load(sessions, sid).attempts] == ["retry", "success"]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "final", "reason"),
+    [
+        (400, "REMOTE.INPUT_INVALID", Status.PARKED, "invalid_input"),
+        (403, "INTEGRATION.PERMISSION_MISSING", Status.PARKED, "permission_missing"),
+        (400, "ATS.JOB_CLOSED", Status.TERMINAL, "job_closed"),
+        (400, "ATS.APPLICATION_ALREADY_EXISTS", Status.TERMINAL, "already_applied"),
+        (400, "ATS.NEW_CODE_FROM_THE_FUTURE", Status.PARKED, "unknown_code"),
+    ],
+)
+def test_final_decisions_record_code_reason_and_remediation(
+    settings, sessions, publisher, clock, status, code, final, reason
+) -> None:
+    sid = add(sessions, publisher, clock)
+    process_submission(make_runtime(settings, sessions, clock, lambda r: kombo_error(status, code)), sid)
+    row = load(sessions, sid)
+    assert (row.status, row.outcome_code, row.outcome_reason) == (final.value, code, reason)
+    assert row.remediation
+    assert row.attempts[0].log_url == "https://l/1"
+
+
+def test_retries_end_parked_as_exhausted(settings, sessions, publisher, clock) -> None:
+    runtime = make_runtime(settings, sessions, clock, lambda r: kombo_error(503, "REMOTE.SERVICE_UNAVAILABLE"))
+    sid = add(sessions, publisher, clock)
+    for _ in range(settings.max_attempts):
+        process_submission(runtime, sid)
+        clock.advance(3600)
+    row = load(sessions, sid)
+    assert (row.status, row.outcome_reason, row.attempt_count) == ("parked", "retries_exhausted", 5)
+    assert row.outcome_code == "REMOTE.SERVICE_UNAVAILABLE"
+
+
+def test_a_timeout_then_already_exists_is_reconciled_as_success(settings, sessions, publisher, clock) -> None:
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    script = Script(timeout, lambda r: kombo_error(400, "ATS.APPLICATION_ALREADY_EXISTS"))
+    runtime = make_runtime(settings, sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    process_submission(runtime, sid)
+    clock.advance(3600)
+    process_submission(runtime, sid)
+    row = load(sessions, sid)
+    assert (row.status, row.outcome_reason) == ("succeeded", "reconciled")
+    assert [a.unknown_outcome for a in row.attempts] == [True, False]
+
+
+def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, sessions, publisher, clock) -> None:
+    from worker.db.leases import claim
+
+    script = Script(ok)
+    sid = add(sessions, publisher, clock)
+    with sessions() as session:
+        assert claim(session, [sid], clock(), settings.lease_s)
+    assert process_submission(make_runtime(settings, sessions, clock, script), sid).decision == "skipped"
+    assert script.calls == 0
+
+
+def test_a_batch_runs_each_due_submission_once_and_answers_in_order(settings, sessions, publisher, clock) -> None:
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    first, second = add(sessions, publisher, clock), add(sessions, publisher, clock, idempotency_key="key-2")
+    outcomes = process_batch(runtime, [first, "no-such-id", second, first, second])
+    assert [o.decision for o in outcomes] == ["success", "skipped", "success", "success", "success"]
+    assert script.calls == 2
+    assert {load(sessions, sid).attempt_count for sid in (first, second)} == {1}
+
+
+def test_two_asking_for_the_same_lease_in_one_grouped_claim_get_it_once(settings, sessions, publisher, clock) -> None:
+    runtime = make_runtime(settings, sessions, clock, ok)
+    sid = add(sessions, publisher, clock)
+    lease, duplicate = runtime.claim_each([sid, sid])
+    assert lease is not None and lease.submission_id == sid
+    assert duplicate is None
+
+
+def test_concurrent_duplicate_messages_send_once(settings, sessions, publisher, clock) -> None:
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _: process_submission(runtime, sid).decision, range(16)))
+    assert sorted(set(outcomes)) == ["skipped", "success"] and outcomes.count("success") == 1
+    assert script.calls == 1
+
+
+def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, sessions, publisher, clock) -> None:
+    from worker.db.leases import claim
+
+    sid = add(sessions, publisher, clock)
+    with sessions() as session:
+        claim(session, [sid], clock(), settings.lease_s)
+    clock.advance(settings.lease_s + 1)
+    process_submission(make_runtime(settings, sessions, clock, ok), sid)
+    row = load(sessions, sid)
+    assert row.status == "succeeded"
+    assert [(a.reason, a.unknown_outcome) for a in row.attempts] == [
+        ("worker_lost", True),
+        ("created", False),
+    ]
+
+
+def test_a_final_submission_is_never_sent_again(settings, sessions, publisher, clock) -> None:
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    process_submission(runtime, sid)
+    clock.advance(10_000)
+    assert process_submission(runtime, sid).decision == "skipped"
+    assert script.calls == 1
+
+
+def test_same_key_same_payload_returns_the_original(sessions, publisher, clock) -> None:
+    first = add(sessions, publisher, clock)
+    second = add(sessions, publisher, clock)
+    assert first == second
+    assert publisher.published == [first]
+
+
+def test_same_key_different_payload_is_refused_and_stores_nothing(sessions, publisher, clock) -> None:
+    add(sessions, publisher, clock)
+    items = validate_all([submission_dict(idempotency_key="key-2"), submission_dict(job_id="other")])
+    with pytest.raises(IdempotencyConflict):
+        enqueue(sessions, publisher, items, clock())
+    with sessions() as session:
+        assert session.query(Submission).count() == 1
+
+
+def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, sessions, publisher, clock) -> None:
+    from worker.runtime.dispatcher import dispatch_once
+
+    publisher.fail = True
+    sid = add(sessions, publisher, clock)
+    assert load(sessions, sid).published_at is None
+    publisher.fail = False
+    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 1
+    assert publisher.published == [sid]
+    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0
+
+
+def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher, clock) -> None:
+    from worker.runtime.dispatcher import dispatch_once
+
+    sid = add(sessions, publisher, clock)
+    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0
+    clock.advance(settings.republish_after_s + 1)
+    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 1
+    assert publisher.published == [sid, sid]

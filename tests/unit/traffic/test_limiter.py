@@ -1,0 +1,227 @@
+"""The shared limiter against a real Redis (its Lua scripts are the point): rate, reservations,
+concurrency, cooldown, adaptive rate and the circuit breaker."""
+
+from __future__ import annotations
+
+import os
+import time
+import types
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+import worker.traffic.limiter
+from tests.conftest import require_service
+from worker.config import LimitSpec
+from worker.traffic.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
+
+REDIS_URL = os.environ.get("APPLYQ_TEST_LIMITER_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(REDIS_URL)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        require_service("Redis", str(exc))
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"kombo:test-{uuid.uuid4().hex[:8]}"
+
+
+def gates(limiter: RedisLimiter, key: str, spec: LimitSpec, n: int) -> list[Gate]:
+    return [limiter.gate(key, spec, f"sub-{i}") for i in range(n)]
+
+
+def test_the_rate_reserves_evenly_spaced_slots(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0))
+    results = gates(limiter, key, LimitSpec(rate_per_s=10), 5)
+    assert results[0].verdict is Wait.GO
+    assert [g.verdict for g in results[1:]] == [Wait.RESERVED] * 4
+    waits = [g.wait_s for g in results[1:]]
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4], abs=0.02)
+
+
+def test_a_reservation_is_honoured_when_its_slot_comes(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0))
+    spec = LimitSpec(rate_per_s=20)
+    assert limiter.gate(key, spec, "a").go
+    reserved = limiter.gate(key, spec, "b")
+    assert reserved.verdict is Wait.RESERVED
+    assert limiter.gate(key, spec, "b").verdict is Wait.RESERVED  # too early: still waits for its slot
+    time.sleep(reserved.wait_s + 0.02)
+    assert limiter.gate(key, spec, "b").go
+
+
+def test_the_concurrency_cap_holds_and_releases(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000, concurrency=2)
+    first, second, third = (limiter.gate(key, spec, f"s{i}") for i in range(3))
+    assert (first.go, second.go, third.verdict) == (True, True, Wait.CONCURRENCY)
+    limiter.observe(key, spec, first, Signal.SUCCESS, Hints())
+    assert limiter.gate(key, spec, "s3").go
+
+
+def test_retry_after_cools_the_whole_integration_down(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    gate = limiter.gate(key, spec, "a")
+    limiter.observe(key, spec, gate, Signal.RATE_LIMITED, Hints(retry_after_s=2))
+    held = limiter.gate(key, spec, "someone-else")
+    assert held.verdict is Wait.COOLDOWN
+    assert 1.8 < held.wait_s <= 2.0
+
+
+def test_x_ratelimit_remaining_zero_waits_until_reset(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    gate = limiter.gate(key, spec, "a")
+    limiter.observe(key, spec, gate, Signal.SUCCESS, Hints(exhausted_until=time.time() + 5))
+    assert limiter.gate(key, spec, "b").verdict is Wait.COOLDOWN
+
+
+def test_the_adaptive_rate_learns_the_limit_from_a_429(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    spec = LimitSpec()  # no rate known
+    gates(limiter, key, spec, 40)  # a backlog presses on the rate: reservations reach seconds ahead
+    for i in range(30):  # thirty successes within the last second...
+        limiter.observe(key, spec, Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
+    grown = float(client.get(f"applyq:lim:{key}:rate") or 0)
+    assert grown > 10  # slow start grows the rate
+    limiter.observe(key, spec, Gate(Wait.GO, token="x"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    learned = float(client.get(f"applyq:lim:{key}:rate") or 0)
+    assert learned == pytest.approx(30, rel=0.1)  # ...so ~30/s is about the limit
+
+
+def test_the_breaker_opens_after_repeated_unavailability_and_probes_one_at_a_time(
+    client: redis.Redis, key: str
+) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(breaker_threshold=3, breaker_open_s=0.3))
+    spec = LimitSpec(rate_per_s=1000)
+    for i in range(3):
+        limiter.observe(key, spec, limiter.gate(key, spec, f"s{i}"), Signal.UNAVAILABLE, Hints())
+    assert limiter.gate(key, spec, "held").verdict is Wait.BREAKER
+    time.sleep(0.35)
+    probe = limiter.gate(key, spec, "probe")
+    assert probe.verdict is Wait.PROBE
+    assert limiter.gate(key, spec, "second").verdict is Wait.BREAKER  # one probe at a time
+    limiter.observe(key, spec, probe, Signal.SUCCESS, Hints())
+    assert limiter.gate(key, spec, "after").go
+
+
+def test_limits_are_per_key(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=30))
+    assert limiter.gate(key + "-other", spec, "b").go
+
+
+def test_snapshot_shows_cooldowns_for_operators(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=30))
+    [row] = [r for r in limiter.snapshot() if r["key"] == key]
+    assert row["cooldown_s"] > 29 and row["breaker"] == "closed"
+
+
+def test_a_429_under_light_traffic_cools_down_without_cutting_the_rate(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    spec = LimitSpec()
+    limiter.observe(key, spec, Gate(Wait.GO, token="one"), Signal.SUCCESS, Hints())
+    limiter.observe(key, spec, Gate(Wait.GO, token="x"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    assert client.get(f"applyq:lim:{key}:rate") is None  # still the initial 10/s
+    assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN
+
+
+def test_an_idle_integration_does_not_inflate_its_rate(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    for i in range(3):
+        limiter.observe(key, LimitSpec(), Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
+    assert client.get(f"applyq:lim:{key}:rate") is None
+
+
+def test_late_reservations_arriving_together_are_paced_not_burst(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(burst_s=0.0, send_burst_s=0.2))
+    spec = LimitSpec(rate_per_s=10)
+    first = gates(limiter, key, spec, 6)
+    assert [g.verdict for g in first[1:]] == [Wait.RESERVED] * 5
+    time.sleep(0.6)  # every slot has come: they all arrive at once (e.g. behind a queue backlog)
+    late = [limiter.gate(key, spec, f"sub-{i}") for i in range(1, 6)]
+    sent = [g for g in late if g.go]
+    assert 1 <= len(sent) <= 3  # the bucket holds 0.2 s worth (2) plus what refilled meanwhile
+    assert all(g.verdict is Wait.RESERVED and g.wait_s <= 0.5 for g in late if not g.go)
+
+
+def rate_of(client: redis.Redis, key: str) -> float:
+    return float(client.get(f"applyq:lim:{key}:rate") or 0)
+
+
+def test_the_429s_of_requests_already_in_flight_cut_the_rate_once(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
+    spec = LimitSpec()
+    gates(limiter, key, spec, 40)  # a backlog presses on the rate
+    in_flight = [Gate(Wait.GO, token=f"f{i}@{time.time()}") for i in range(4)]  # sent together
+    for i in range(20):
+        limiter.observe(key, spec, Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
+    limiter.observe(key, spec, in_flight[0], Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    learned = rate_of(client, key)
+    generation = client.get(f"applyq:lim:{key}:gen")
+    for gate in in_flight[1:]:  # their 429s tell nothing new: the provider was already out of tokens
+        limiter.observe(key, spec, gate, Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    assert rate_of(client, key) == learned
+    assert client.get(f"applyq:lim:{key}:gen") == generation  # the turns handed out since stand
+    assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN
+
+
+def test_the_rate_between_two_429s_is_what_the_provider_let_through(
+    client: redis.Redis, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider allowing 20/s from a bucket of one second's worth (its Retry-After), then 15/s."""
+    clock = types.SimpleNamespace(now=1_000_000.0)
+    monkeypatch.setattr(worker.traffic.limiter, "time", types.SimpleNamespace(time=lambda: clock.now))
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50, learned_margin=0.03))
+    spec = LimitSpec()
+
+    def answers(start: float, rate: float, count: int) -> float:
+        for i in range(count):
+            sent = start + i / rate
+            clock.now = sent + 0.05
+            limiter.observe(key, spec, Gate(Wait.GO, token=f"s{sent}@{sent}"), Signal.SUCCESS, Hints())
+        return start + count / rate
+
+    def limited(sent: float) -> None:
+        clock.now = sent + 0.05
+        limiter.observe(key, spec, Gate(Wait.GO, token=f"x{sent}@{sent}"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+
+    start = clock.now
+    first = gates(limiter, key, spec, 200)  # a backlog presses on the rate
+    sent = sum(g.go for g in first)
+    # sending 40/s from a full bucket: it lasts a second, and what got through over that second plus the
+    # Retry-After (the bucket's size, presumably) is the rate
+    limited(answers(start + sent / 40, 40, 40 - sent))
+    assert rate_of(client, key) == pytest.approx(20 * 1.03, rel=0.05)
+    # the provider slows down to 15/s; sending 30/s after the cooldown (its bucket refilled to 15), it is
+    # empty again a second on, having let through its rate times the two seconds since the last 429
+    cooled = clock.now + 1
+    clock.now = cooled - 0.5
+    assert {g.verdict for g in gates(limiter, key, spec, 200)} == {Wait.COOLDOWN}  # the backlog waits its turn
+    limited(answers(cooled, 30, 30))
+    assert rate_of(client, key) == pytest.approx(15 * 1.03, rel=0.05)
+
+
+def test_a_cooldown_hands_out_turns_after_it_at_the_rate(client: redis.Redis, key: str) -> None:
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=10)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.RATE_LIMITED, Hints(retry_after_s=2))
+    waits = [limiter.gate(key, spec, f"w{i}") for i in range(3)]
+    assert {g.verdict for g in waits} == {Wait.COOLDOWN}
+    assert [g.wait_s for g in waits] == pytest.approx([2.0, 2.1, 2.2], abs=0.05)  # spread, not a stampede
+    again = limiter.gate(key, spec, "w1")  # asking again keeps the turn
+    assert again.verdict is Wait.COOLDOWN and again.wait_s == pytest.approx(2.1, abs=0.05)

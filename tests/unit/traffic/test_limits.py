@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from worker.config import LimitSpec, parse_rate, parse_rate_limits
+from worker.states import Provider
+from worker.traffic.limits import limit_key, resolve_spec
+
+
+@pytest.mark.parametrize(
+    ("text", "per_s"),
+    [("20/s", 20.0), ("20/min", 1 / 3), ("1000/60s", 1000 / 60), ("3600/h", 1.0), ("5 / second", 5.0), ("2.5/s", 2.5)],
+)
+def test_rates_are_read_in_requests_per_second(text: str, per_s: float) -> None:
+    assert parse_rate(text) == pytest.approx(per_s)
+
+
+@pytest.mark.parametrize("text", ["20", "fast", "0/s", "20/fortnight", "-1/s"])
+def test_bad_rates_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        parse_rate(text)
+
+
+def test_the_json_setting_with_both_forms() -> None:
+    specs = parse_rate_limits('{"kombo:*": "20/s", "celper:*": {"rate": "20/min", "concurrency": 2}}')
+    assert specs["kombo:*"] == LimitSpec(20.0, None)
+    assert specs["celper:*"] == LimitSpec(pytest.approx(1 / 3), 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("[1]", "JSON object"), ('{"workday:x": "1/s"}', "workday:x"), ('{"kombo:*": {"rate": "1/s", "x": 1}}', "kombo"),
+     ('{"kombo:*": {"concurrency": 0}}', "concurrency"), ("{", "JSON")],
+)  # fmt: skip
+def test_bad_settings_name_the_problem(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_rate_limits(raw)
+
+
+def test_an_exact_key_beats_the_wildcard_which_beats_the_vendor_default() -> None:
+    configured = parse_rate_limits('{"kombo:greenhouse:1": "5/s", "kombo:*": "20/s"}')
+    assert resolve_spec("kombo:greenhouse:1", configured).rate_per_s == 5
+    assert resolve_spec("kombo:lever:2", configured).rate_per_s == 20
+    assert resolve_spec("stackone:acc", configured).rate_per_s == pytest.approx(1000 / 60)
+    assert resolve_spec("kombo:x", {}).adaptive
+
+
+def test_celper_limits_are_per_api_key_and_never_show_it() -> None:
+    key = limit_key(Provider.CELPER, None, "celp_secret")
+    assert key.startswith("celper:") and "secret" not in key
+    assert limit_key(Provider.KOMBO, "greenhouse:1") == "kombo:greenhouse:1"
+
+
+def test_the_setting_is_validated_when_read() -> None:
+    from pydantic import ValidationError
+
+    from worker.config import Settings
+
+    with pytest.raises(ValidationError, match="rate_limits"):
+        Settings(rate_limits='{"kombo:*": "lots"}')

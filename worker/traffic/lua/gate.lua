@@ -1,0 +1,88 @@
+local now, cfg_rate, initial, cap_cfg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local lease, token, burst, sub = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local send_burst = tonumber(ARGV[9])
+local p = KEYS[1]
+local res_key = p .. 'res:' .. sub
+local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+if cool > now then
+  -- the waiters get their turns after the cooldown now, so that they come back spread at the rate
+  -- instead of all at once (a reservation kept from before is still good if the generation is)
+  local gen = redis.call('GET', p .. 'gen') or '0'
+  local res = redis.call('HMGET', res_key, 'gen', 'slot')
+  if res[1] == gen and res[2] then return {'cooldown', tostring(math.max(cool, tonumber(res[2])) - now)} end
+  local rate = cfg_rate
+  if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
+  local slot = math.max(cool, tonumber(redis.call('GET', p .. 'tat') or '0'))
+  redis.call('SET', p .. 'tat', tostring(slot + 1 / rate), 'EX', 86400)
+  redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
+  redis.call('EXPIRE', res_key, math.ceil(slot - now) + 300)
+  return {'cooldown', tostring(slot - now)}
+end
+local open_until = tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0')
+local probe = false
+if open_until > now then return {'breaker', tostring(open_until - now)} end
+if open_until > 0 then
+  if not redis.call('SET', p .. 'probe', token, 'NX', 'PX', math.floor(lease * 1000)) then
+    return {'breaker', '1'}
+  end
+  probe = true
+end
+local cap = cap_cfg
+local learned = tonumber(redis.call('GET', p .. 'cap') or '0')
+if learned > 0 and (cap <= 0 or learned < cap) then cap = learned end
+if cap > 0 then
+  redis.call('ZREMRANGEBYSCORE', p .. 'inflight', '-inf', now)
+  if redis.call('ZCARD', p .. 'inflight') >= cap then
+    if probe then redis.call('DEL', p .. 'probe') end
+    return {'concurrency', '0.2'}
+  end
+end
+local gen = redis.call('GET', p .. 'gen') or '0'
+local rate = cfg_rate
+if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
+local function hold(slot, wait)
+  redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
+  redis.call('EXPIRE', res_key, math.ceil(wait) + 300)
+  if probe then redis.call('DEL', p .. 'probe') end
+  return {'reserved', tostring(wait)}
+end
+-- 1. the schedule: a reservation whose slot has come, or a slot taken now (reserved if not within burst)
+local res = redis.call('HMGET', res_key, 'gen', 'slot')
+local has_res = false
+if res[1] == gen and res[2] then
+  local slot = tonumber(res[2])
+  if slot > now + 0.01 then return {'reserved', tostring(slot - now)} end
+  has_res = slot > now - 2
+end
+if not has_res then
+  local tat = tonumber(redis.call('GET', p .. 'tat') or '0')
+  if tat < now then tat = now end
+  redis.call('SET', p .. 'tat', tostring(tat + 1 / rate), 'EX', 86400)
+  if tat - now > burst then return hold(tat, tat - now) end
+end
+-- 2. the pace of actual sends: late reservations arriving together must not burst past the rate
+local cap_s = math.max(1, rate * send_burst)
+local sb = redis.call('HMGET', p .. 'send', 'tokens', 'ts')
+local tokens = tonumber(sb[1] or cap_s)
+tokens = math.min(cap_s, tokens + (now - tonumber(sb[2] or now)) * rate)
+if tokens < 1 then return hold(now, (1 - tokens) / rate) end
+redis.call('HSET', p .. 'send', 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+redis.call('EXPIRE', p .. 'send', 3600)
+redis.call('DEL', res_key)
+if cap > 0 then
+  redis.call('ZADD', p .. 'inflight', now + lease, token)
+  redis.call('EXPIRE', p .. 'inflight', math.ceil(lease) + 60)
+end
+if cfg_rate <= 0 then
+  -- the adaptive rate learns from the sends of the last minute; a backlog pressing on the rate opens a
+  -- measure of the provider's pace (see _OBSERVE) if none is running
+  redis.call('ZADD', p .. 'sent', now, token)
+  redis.call('ZREMRANGEBYSCORE', p .. 'sent', '-inf', now - 60)
+  redis.call('EXPIRE', p .. 'sent', 120)
+  if tonumber(redis.call('GET', p .. 'tat') or '0') > now and redis.call('EXISTS', p .. 'ep') == 0 then
+    redis.call('HSET', p .. 'ep', 's', tostring(now), 'full', tostring(now), 'g', tostring(now))
+    redis.call('EXPIRE', p .. 'ep', 86400)
+  end
+end
+if probe then return {'probe', '0'} end
+return {'go', '0'}

@@ -1,0 +1,115 @@
+local now, signal, token, probe = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] == '1'
+local adaptive, initial, min_rate, max_rate = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local retry_after, exhausted_until, cap_hint = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local threshold, open_base, open_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
+local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+local p = KEYS[1]
+local ep = p .. 'ep'
+redis.call('ZREM', p .. 'inflight', token)
+if probe then redis.call('DEL', p .. 'probe') end
+-- the log of sends keeps those the provider let through (or may have): not what went unsent or got a 429
+if signal == 'not_sent' or signal == 'rate_limited' then redis.call('ZREM', p .. 'sent', token) end
+if signal == 'not_sent' then return 1 end
+-- demand presses on the rate when reservations reach into the future (a backlog is waiting)
+local pressing = tonumber(redis.call('GET', p .. 'tat') or '0') > now
+if cap_hint > 0 then redis.call('SET', p .. 'cap', cap_hint, 'EX', 3600) end
+local function cooldown(untill)
+  local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+  if untill > cool then
+    redis.call('SET', p .. 'cool', tostring(untill), 'EX', math.ceil(untill - now) + 60)
+    redis.call('INCR', p .. 'gen')
+    redis.call('SET', p .. 'tat', tostring(untill), 'EX', 86400)
+  end
+end
+if exhausted_until > now then cooldown(exhausted_until) end
+local rate = tonumber(redis.call('GET', p .. 'rate') or initial)
+if signal == 'success' or signal == 'other' then
+  redis.call('HSET', p .. 'brk', 'fails', 0)
+  if tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0') > 0 then
+    redis.call('HDEL', p .. 'brk', 'open_until', 'open_s')
+  end
+  -- what the provider let through counts towards the running measure of its pace; idle time is not its
+  -- pace, so the measure ends with the backlog
+  if adaptive then redis.call('ZADD', p .. 'sent', 'NX', sent, token) end
+  if adaptive and not pressing then
+    redis.call('DEL', ep)
+  elseif adaptive and sent >= tonumber(redis.call('HGET', ep, 's') or '1e300') then
+    redis.call('HINCRBY', ep, 'n', 1)
+  end
+end
+if signal == 'success' and adaptive and pressing then
+  -- grow only while a backlog presses on the current rate (no inflation while idle)
+  if redis.call('GET', p .. 'learned') then
+    -- a 429 has taught the limit: probe above it slowly at first, faster the longer no 429 comes
+    local since = now - tonumber(redis.call('HGET', ep, 'g') or now)
+    rate = rate + growth * 2 ^ math.min(5, math.max(0, since) / growth_s)
+  else
+    -- slow start, but never far ahead of what was actually sent in the last second
+    local got = redis.call('ZCOUNT', p .. 'sent', sent - 1, sent)
+    rate = math.max(rate, math.min(rate * 1.05, 2 * got))
+  end
+  redis.call('SET', p .. 'rate', tostring(math.min(max_rate, rate)), 'EX', 86400)
+elseif signal == 'rate_limited' then
+  local wait = retry_after
+  if wait <= 0 then wait = 1 end
+  local e = redis.call('HMGET', ep, 's', 'o', 'full', 'w', 'n')
+  local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+  if e[2] and sent < tonumber(e[2]) then
+    -- sent before the last 429 was answered: the same episode, no news about the rate. Its Retry-After
+    -- holds, but while that cooldown lasts, the turns already handed out for after it stand.
+    if cool <= now then
+      cooldown(now + wait)
+    elseif now + wait > cool then
+      redis.call('SET', p .. 'cool', tostring(now + wait), 'EX', math.ceil(wait) + 60)
+    end
+    return 1
+  end
+  cooldown(now + wait)
+  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough
+  if adaptive and (pressing or redis.call('ZCOUNT', p .. 'sent', sent - 1, sent) >= 0.5 * rate) then
+    -- The provider is taken for a token bucket holding about a Retry-After's worth. It is empty now; it
+    -- was empty at the last 429 (and full again a Retry-After later) or full when the backlog began to
+    -- press. So what it let through since then (the sends before this one) is its rate times the time
+    -- since it was last full plus a Retry-After, less the time it spent full, overflowing, because our
+    -- sends lagged behind its refill (after a cooldown, or when the workers could not keep up).
+    local estimate = nil
+    if e[3] then
+      local full = tonumber(e[3])
+      local span = sent - full + tonumber(e[4] or wait)
+      -- (the answers so far miss those still on their way; the sends before this one miss those sent
+      -- a little later that overtook it: take the larger)
+      local n = math.max(tonumber(e[5] or '0'), redis.call('ZCOUNT', p .. 'sent', e[1], '(' .. sent))
+      local times = redis.call('ZRANGEBYSCORE', p .. 'sent', full, '(' .. sent, 'WITHSCORES', 'LIMIT', 0, 5000)
+      if n > 0 then
+        estimate = n / span
+        for _ = 1, 3 do
+          local lag = 0
+          for i = 2, #times, 2 do lag = math.max(lag, (tonumber(times[i]) - full) - (i / 2 - 1) / estimate) end
+          estimate = n / math.max(0.5, span - lag)
+        end
+      end
+    end
+    if estimate then
+      rate = math.min(rate, estimate * (1 + margin))
+    else
+      -- nothing measured: what was sent in the last second is about the limit
+      rate = math.min(rate * 0.9, math.max(rate * 0.5, redis.call('ZCOUNT', p .. 'sent', sent - 1, sent)))
+    end
+    redis.call('SET', p .. 'rate', tostring(math.max(min_rate, rate)), 'EX', 86400)
+    redis.call('SET', p .. 'learned', '1', 'EX', 86400)
+  end
+  -- a new measure from this 429: the provider's bucket is full again a Retry-After from now
+  redis.call('DEL', ep)
+  redis.call('HSET', ep, 's', tostring(sent), 'o', tostring(now), 'g', tostring(now), 'w', tostring(wait))
+  redis.call('HSET', ep, 'full', tostring(sent + wait))
+  redis.call('EXPIRE', ep, 86400)
+elseif signal == 'unavailable' then
+  local fails = redis.call('HINCRBY', p .. 'brk', 'fails', 1)
+  if probe or fails >= threshold then
+    local open_s = tonumber(redis.call('HGET', p .. 'brk', 'open_s') or '0')
+    if open_s <= 0 then open_s = open_base elseif probe then open_s = math.min(open_max, open_s * 2) end
+    redis.call('HSET', p .. 'brk', 'open_until', tostring(now + open_s), 'open_s', tostring(open_s))
+    redis.call('EXPIRE', p .. 'brk', 86400)
+  end
+end
+return 1
