@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## run ~50 applications through a real worker and the sandbox (SQLite + embedded Redis)
+demo: $(STAMP)  ## run 92 scripted applications through a real worker and the sandbox (SQLite + embedded Redis)
 	$(BIN)/applyq demo
 
 test: $(STAMP)  ## lint, type-check, import layers, and the whole test suite
@@ -25,6 +25,7 @@ test: $(STAMP)  ## lint, type-check, import layers, and the whole test suite
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m tools.docs_tables --check
 	$(BIN)/python -m pytest; status=$$?; if [ $$status -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$status
 
 chaos: $(STAMP)  ## 2,000 submissions while workers are killed, Redis flushed, PostgreSQL restarted

@@ -9,7 +9,7 @@ CELL = 17
 
 
 def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
-    """The table as text (it also goes into the README as it is)."""
+    """The table as text (it also goes into docs/benchmarks.md as it is)."""
     last = previous or {}
     lines = [_row("", ["applyq", "naive Celery", "no-queue limit", "applyq last run"])]
     if "throughput" in figures:

@@ -24,26 +24,39 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="APPLYQ_", extra="ignore", frozen=True)
 
+    #: SQLAlchemy URL of the database, the source of truth (PostgreSQL in production: ``postgresql+psycopg://…``).
     database_url: str = "sqlite:///applyq.db"
+    #: Redis URL of the Celery broker (also traffic control's store); ``embedded`` runs a private Redis server.
     broker_url: str = EMBEDDED_BROKER
     #: The Celery queue; give each deployment sharing one Redis its own.
     queue: str = Field(default="applyq", min_length=1, max_length=100)
     #: Where the embedded Redis keeps its socket, pid file and append-only file.
     embedded_redis_dir: Path = Path(".applyq")
 
+    #: Kombo's API root (the sandbox: ``http://127.0.0.1:8700``).
     kombo_base_url: str = "https://api.kombo.dev/v1"
+    #: Kombo API key, sent as ``Authorization: Bearer``; only ever in the request.
     kombo_api_key: SecretStr = SecretStr("")
+    #: StackOne's API root.
     stackone_base_url: str = "https://api.stackone.com"
+    #: StackOne API key, sent as HTTP basic auth user; only ever in the request.
     stackone_api_key: SecretStr = SecretStr("")
+    #: Celper's API root, including ``/v1`` (the sandbox: ``http://127.0.0.1:8700/v1``).
     celper_base_url: str = "https://api.celper.ai/v1"
+    #: Celper company API key, sent as ``X-API-Key``; only ever in the request.
     celper_api_key: SecretStr = SecretStr("")
 
+    #: Seconds a provider call may take before its outcome counts as unknown.
     http_timeout_s: float = Field(default=30.0, gt=0)
+    #: First retry delay; each retry doubles it (full jitter), a Retry-After is a floor.
     backoff_base_s: float = Field(default=2.0, gt=0)
+    #: The longest backoff between two attempts.
     backoff_max_s: float = Field(default=600.0, gt=0)
     #: Wait before retrying ``INTEGRATION.SETUP_SYNC_PENDING``: initial syncs take hours.
     sync_pending_delay_s: float = Field(default=3600.0, ge=0)
+    #: Attempts in one retry window before a retryable failure parks as ``retries_exhausted``.
     max_attempts: int = Field(default=10, ge=1)
+    #: A retry window older than this parks as ``retries_exhausted`` instead of retrying.
     max_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
 
     #: Extra lease time on top of the HTTP timeout before an in-flight attempt counts as lost.
@@ -52,6 +65,7 @@ class Settings(BaseSettings):
     dispatch_interval_s: float = Field(default=0.25, gt=0)
     #: A published submission not picked up after this long is published again (lost message).
     republish_after_s: float = Field(default=60.0, gt=0)
+    #: Due submissions the dispatcher publishes per pass.
     dispatch_batch_size: int = Field(default=500, ge=1)
 
     #: Attempts one worker process runs at once (HTTP calls in flight; also its Celery thread pool).
@@ -65,6 +79,7 @@ class Settings(BaseSettings):
     rate_limits: str = ""
     #: A rate slot this close is awaited in the worker thread; a later one defers the submission.
     max_inline_wait_s: float = Field(default=0.5, ge=0)
+    #: Python log level of the JSON logs (``DEBUG``, ``INFO``, ``WARNING``…).
     log_level: str = "INFO"
 
     #: ``user:password`` for ``applyq flower`` (HTTP basic auth); Flower refuses to start without it.
@@ -74,7 +89,9 @@ class Settings(BaseSettings):
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     #: Outcome webhooks are POSTed here, signed with ``webhook_secret``; unset = recorded, not sent.
     webhook_url: AnyHttpUrl | None = None
+    #: HMAC-SHA256 key of ``X-Applyq-Signature``; required with ``webhook_url``.
     webhook_secret: SecretStr = SecretStr("")
+    #: Seconds the job board has to answer one webhook delivery.
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     #: An outcome event not delivered within this long is given up (``expired``).
     webhook_max_age_s: float = Field(default=3 * 24 * 3600.0, gt=0)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from worker.admin.actions import CANCELLABLE, compare_and_set, record_audit
 from worker.db.models import Attempt, AuditEvent, Submission
-from worker.states import FINAL_STATUSES, Reason, Status
+from worker.states import FINAL_STATUSES, Reason, Status, values
 
 __all__ = ["PURGED", "PurgeReport", "emails_matching", "older_than", "purge", "purge_email", "purge_older_than"]
 
@@ -49,7 +49,7 @@ class PurgeReport:
 
 def older_than(age: timedelta, now: datetime) -> sa.ColumnElement[bool]:
     """Settled submissions (succeeded, terminal, cancelled, parked) with no change for ``age``."""
-    settled = [s.value for s in FINAL_STATUSES]
+    settled = list(values(FINAL_STATUSES))
     return sa.and_(Submission.status.in_(settled), Submission.updated_at < now - age)
 
 

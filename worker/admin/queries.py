@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from worker.db.models import AuditEvent, Submission
 from worker.db.submissions import find_submission
-from worker.states import FINAL_STATUSES, Status
+from worker.states import FINAL_STATUSES, Status, values
 
 __all__ = ["ParkedFilter", "audit_events", "parked", "parked_ids", "percentile", "stats", "submission_with_history"]
 
@@ -139,7 +139,7 @@ def _attempts(session: Session, where: list[sa.ColumnElement[bool]]) -> dict[str
 
 def _time_to_final(session: Session, where: list[sa.ColumnElement[bool]]) -> dict[str, dict[str, Any]]:
     """Seconds from creation to the final state, per final status and overall."""
-    final = [s.value for s in FINAL_STATUSES]
+    final = list(values(FINAL_STATUSES))
     query = sa.select(Submission.status, Submission.created_at, Submission.finished_at).where(
         Submission.status.in_(final), Submission.finished_at.is_not(None), *where
     )

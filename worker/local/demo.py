@@ -25,7 +25,7 @@ from worker.local.sandbox.config import SandboxConfig
 from worker.runtime.broker import resolve_broker_url, stop_embedded_redis
 from worker.runtime.tasks import CeleryPublisher, create_celery
 from worker.schemas import SubmissionIn
-from worker.states import FINAL_STATUSES, Provider, Status
+from worker.states import FINAL_STATUSES, Provider, Status, values
 
 __all__ = ["SCRIPT", "Scripted", "run_demo"]
 
@@ -207,7 +207,7 @@ def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: f
 
     assert isinstance(sessions, sessionmaker)
     deadline = time.monotonic() + timeout_s
-    final = {s.value for s in FINAL_STATUSES}
+    final = set(values(FINAL_STATUSES))
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while True:
             with sessions() as session:
@@ -245,7 +245,7 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
     console.print(
         "Look further (same database): [bold]applyq list --status parked[/bold] · "
         f"[bold]applyq status {example}[/bold] (attempt history, remediation) · [bold]applyq list --json[/bold]. "
-        "To watch tasks live in Flower, see 'Operating applyq' in the README."
+        "To watch tasks live in Flower, see docs/operating.md."
     )
     return good == len(rows)
 

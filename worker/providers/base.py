@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from worker.clock import utcnow
 from worker.schemas import SubmissionIn
 from worker.states import Provider
 
@@ -132,7 +133,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utcnow())).total_seconds())
 
 
 def body_snippet(response: httpx.Response) -> str:
