@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openapi_core import OpenAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
@@ -93,3 +94,9 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Chaos tests restart PostgreSQL and flush Redis: run them after everything else, whatever their file name."""
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)  # stable: the rest keep their order
+
+
+@pytest.fixture(scope="session")
+def kombo_spec() -> OpenAPI:
+    """Kombo's OpenAPI document, parsed once per run (it takes seconds: the document is large)."""
+    return OpenAPI.from_file_path(str(SPECS / "kombo-openapi.json"))

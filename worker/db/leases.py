@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 
 from worker.db.engine import is_postgres
 from worker.db.models import Attempt, Submission, UTCDateTime
-from worker.providers.base import Accepted, Answer
+from worker.providers.base import Accepted, Answer, ErrorKind
 from worker.routing.policy import Verdict
 from worker.states import CLAIMABLE_STATUSES, Decision, Reason, Status, values
 
 __all__ = [
+    "LOOKUP",
+    "SEND",
     "Claim",
     "Due",
     "Finished",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 _CLAIMABLE = values(CLAIMABLE_STATUSES)
+#: An attempt's kind: the create request, or the read that asks whether an earlier one created the application.
+SEND, LOOKUP = "send", "lookup"
 
 # The attempt's hot path (peek, claim, finish) runs Core statements built once, with bind parameters:
 # building and cache-keying an ORM statement on every call cost more CPU than PostgreSQL spent running it.
@@ -92,6 +96,8 @@ class Claim:
     window_started_at: datetime
     integration_id: str | None
     had_unknown_outcome: bool
+    #: a send since the last lookup that found nothing may have created the application: look before sending
+    needs_lookup: bool
     provider_idempotency_key: str
     #: the submission as stored (``SubmissionIn`` fields)
     payload: dict[str, Any]
@@ -140,7 +146,7 @@ def claim(session: Session, submission_ids: Sequence[str], now: datetime, lease_
     if not rows:
         session.rollback()
         return {}
-    unknown = {row.id: _recover_lost_attempts(session, row.id, now) for row in rows if row.attempt_count > 1}
+    history = {row.id: _recover_lost_attempts(session, row.id, now) for row in rows if row.attempt_count > 1}
     opened = session.execute(
         _OPEN_ATTEMPTS, [{"submission_id": r.id, "number": r.attempt_count, "started_at": now} for r in rows]
     )
@@ -155,7 +161,8 @@ def claim(session: Session, submission_ids: Sequence[str], now: datetime, lease_
             window_attempt=row.attempt_count - row.window_attempt_base,
             window_started_at=row.window_started_at,
             integration_id=row.integration_id,
-            had_unknown_outcome=unknown.get(row.id, False),
+            had_unknown_outcome=history.get(row.id, _FRESH).had_unknown_outcome,
+            needs_lookup=history.get(row.id, _FRESH).needs_lookup,
             provider_idempotency_key=row.provider_idempotency_key,
             payload=row.payload,
         )
@@ -163,19 +170,38 @@ def claim(session: Session, submission_ids: Sequence[str], now: datetime, lease_
     }
 
 
-def _recover_lost_attempts(session: Session, submission_id: str, now: datetime) -> bool:
-    """Close the attempts a lost worker left open; True if any earlier attempt's outcome is unknown."""
+@dataclass(frozen=True, slots=True)
+class _History:
+    """What the earlier attempts say about a submission's next one."""
+
+    #: an earlier send may have reached the provider without a trustworthy answer
+    had_unknown_outcome: bool = False
+    #: such a send came after the last lookup that found nothing
+    needs_lookup: bool = False
+
+
+_FRESH = _History()
+
+
+def _recover_lost_attempts(session: Session, submission_id: str, now: datetime) -> _History:
+    """Close the attempts a lost worker left open, then read what the history says about the next attempt."""
     _close_lost_attempts(session, submission_id, now)
-    return _had_unknown_outcome(session, submission_id)
+    return _history(session, submission_id)
 
 
-def _had_unknown_outcome(session: Session, submission_id: str) -> bool:
-    count = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Attempt)
-        .where(Attempt.submission_id == submission_id, Attempt.unknown_outcome.is_(True))
+def _history(session: Session, submission_id: str) -> _History:
+    rows = session.execute(
+        sa.select(Attempt.kind, Attempt.unknown_outcome, Attempt.error_kind)
+        .where(Attempt.submission_id == submission_id)
+        .order_by(Attempt.number)
     )
-    return bool(count)
+    unknown = pending = False
+    for kind, unknown_outcome, error_kind in rows:
+        if kind == SEND and unknown_outcome:
+            unknown = pending = True
+        elif kind == LOOKUP and error_kind == ErrorKind.NOT_FOUND.value:
+            pending = False
+    return _History(unknown, pending)
 
 
 def _close_lost_attempts(session: Session, submission_id: str, now: datetime) -> None:
@@ -205,6 +231,8 @@ class Finished:
     latency_ms: float
     #: when the answer came
     at: datetime
+    #: ``SEND`` or ``LOOKUP``
+    kind: str = "send"
 
 
 def finish(session: Session, done: Sequence[Finished]) -> list[bool]:
@@ -237,6 +265,7 @@ def _attempt_columns(done: Finished) -> dict[str, object]:
     verdict = done.verdict
     return {
         "attempt_id": done.lease.attempt_id,
+        "kind": done.kind,
         "finished_at": done.at,
         "latency_ms": done.latency_ms,
         "decision": verdict.decision.value,

@@ -119,6 +119,8 @@ class Attempt(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     latency_ms: Mapped[float | None] = mapped_column(sa.Float)
+    #: ``send`` (the create request) or ``lookup`` (asking whether an earlier send created the application)
+    kind: Mapped[str] = mapped_column(sa.String(16), default="send", server_default="send")
 
     http_status: Mapped[int | None] = mapped_column(sa.Integer)
     error_kind: Mapped[str | None] = mapped_column(sa.String(32))

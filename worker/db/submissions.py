@@ -33,9 +33,17 @@ class Stored:
     created: bool
 
 
-def provider_idempotency_key(idempotency_key: str) -> str:
-    """The key sent to providers: derived once from the job board's key, the same on every attempt."""
-    return "applyq-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+def provider_idempotency_key(idempotency_key: str, payload_version: str | None = None) -> str:
+    """The key sent to providers: the same on every attempt of one payload, a new one once the payload changes.
+
+    Derived from the job board's key when the submission is stored; an operator's edit (``requeue --set``)
+    passes the edited payload's hash as ``payload_version``. Celper answers a reused key with a different body
+    ``409 IDEMPOTENCY_CONFLICT`` for 24 hours (docs.celper.ai/concepts/idempotency, seed 001), so the fix would
+    be refused with the old key. A candidate an earlier attempt may have created under the old key is still
+    caught: Celper refuses the same email twice in a job position (``DUPLICATE_CANDIDATE``), which reconciles.
+    """
+    source = idempotency_key if payload_version is None else f"{idempotency_key}:{payload_version}"
+    return "applyq-" + hashlib.sha256(source.encode()).hexdigest()[:40]
 
 
 def add_submissions(session: Session, items: Sequence[SubmissionIn], now: datetime) -> list[Stored]:

@@ -28,18 +28,22 @@ def build_adapters(
 ) -> dict[Provider, Adapter]:
     """One adapter per provider, each with its own connection pools (``transport`` for tests)."""
 
-    def client(base_url: str) -> httpx.Client:
+    def client(base_url: str, provider: Provider) -> httpx.Client:
         return httpx.Client(
             base_url=base_url.rstrip("/") + "/",
-            timeout=settings.http_timeout_s,
+            timeout=settings.timeout_s(provider),
             transport=transport or ShardedTransport(max_connections),
             follow_redirects=False,
         )
 
     return {
-        Provider.KOMBO: KomboAdapter(client(settings.kombo_base_url), settings.kombo_api_key.get_secret_value()),
-        Provider.STACKONE: StackOneAdapter(
-            client(settings.stackone_base_url), settings.stackone_api_key.get_secret_value()
+        Provider.KOMBO: KomboAdapter(
+            client(settings.kombo_base_url, Provider.KOMBO), settings.kombo_api_key.get_secret_value()
         ),
-        Provider.CELPER: CelperAdapter(client(settings.celper_base_url), settings.celper_api_key.get_secret_value()),
+        Provider.STACKONE: StackOneAdapter(
+            client(settings.stackone_base_url, Provider.STACKONE), settings.stackone_api_key.get_secret_value()
+        ),
+        Provider.CELPER: CelperAdapter(
+            client(settings.celper_base_url, Provider.CELPER), settings.celper_api_key.get_secret_value()
+        ),
     }

@@ -11,10 +11,11 @@ import abc
 import dataclasses
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import httpx
 
@@ -30,8 +31,11 @@ __all__ = [
     "Delivery",
     "ErrorKind",
     "ProviderError",
+    "ats_name",
     "parse_retry_after",
 ]
+
+T = TypeVar("T")
 
 USER_AGENT = "applyq/0.1 (+https://github.com/applyq/applyq)"
 _SNIPPET = 300
@@ -60,6 +64,8 @@ class ErrorKind(StrEnum):
     CONNECTION_LOST = "connection_lost"
     #: the provider was never reached; nothing was sent
     CONNECT_ERROR = "connect_error"
+    #: a lookup found no application for this candidate at this job (nothing went wrong)
+    NOT_FOUND = "not_found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,8 @@ class ProviderError:
         """The provider's code, or a stand-in naming the HTTP status or transport failure."""
         if self.code:
             return self.code
+        if self.kind is ErrorKind.NOT_FOUND:
+            return "LOOKUP.NOT_FOUND"
         if self.kind in (ErrorKind.API_ERROR, ErrorKind.BAD_RESPONSE) and self.http_status is not None:
             return f"HTTP_{self.http_status}"
         return f"TRANSPORT.{self.kind.value.upper()}"
@@ -165,10 +173,35 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def ats_name(integration_id: str | None) -> str | None:
+    """The ATS an integration id names by its prefix (``greenhouse:abc`` → ``greenhouse``), if any.
+
+    Kombo's integration ids carry the tool's name this way (``workday:HWUTwv…``, Kombo's docs); for StackOne
+    the prefix is only a fallback hint of older applyq versions (the account API is the authority).
+    """
+    prefix, separator, _ = (integration_id or "").partition(":")
+    if not separator:
+        return None
+    return prefix.strip().lower() or None
+
+
+def not_found(message: str, response: httpx.Response | None = None) -> ProviderError:
+    """A lookup's answer "no such application" (an answer, not a failure: the provider was asked and said no)."""
+    return ProviderError(
+        kind=ErrorKind.NOT_FOUND,
+        message=message,
+        http_status=None if response is None else response.status_code,
+        request_id=None if response is None else response.headers.get("x-request-id"),
+        headers={} if response is None else kept_headers(response),
+    )
+
+
 class Adapter(abc.ABC):
     """One provider's wire format on top of an injected ``httpx.Client``."""
 
     provider: ClassVar[Provider]
+    #: whether ``look_up`` can tell if an application exists (before re-sending after an unknown outcome)
+    can_look_up: ClassVar[bool] = False
 
     def __init__(self, client: httpx.Client, api_key: str) -> None:
         self._client = client
@@ -182,19 +215,33 @@ class Adapter(abc.ABC):
     def parse(self, response: httpx.Response) -> Answer:
         """Turn any HTTP answer into ``Accepted`` or ``ProviderError``."""
 
-    def deliver(self, delivery: Delivery) -> tuple[Answer, float]:
-        """Send one attempt; return the answer and the latency in milliseconds. Never raises httpx errors."""
-        request = self.build_request(delivery)
+    def ats(self, integration_id: str | None) -> str | None:
+        """The ATS behind the integration, for its quirks; the id's prefix unless the provider says better."""
+        return ats_name(integration_id)
+
+    def look_up(self, delivery: Delivery) -> Answer:
+        """Whether the application already exists: ``Accepted`` (found, with its ids), ``not_found`` or an error."""
+        raise NotImplementedError(f"{self.provider.value} has no lookup")
+
+    def ask(self, request: httpx.Request, parse: Callable[[httpx.Response], T]) -> tuple[T | ProviderError, float]:
+        """Send any request of this adapter's; every transport failure becomes a ``ProviderError``."""
         started = time.perf_counter()
         try:
             response = self._client.send(request)
         except httpx.HTTPError as exc:
             return transport_error(exc), (time.perf_counter() - started) * 1000
         try:
-            answer = self.parse(response)
+            result = parse(response)
         finally:
             response.close()
-        return self._redact(answer), (time.perf_counter() - started) * 1000
+        latency_ms = (time.perf_counter() - started) * 1000
+        if isinstance(result, ProviderError):
+            return cast(ProviderError, self._redact(result)), latency_ms
+        return result, latency_ms
+
+    def deliver(self, delivery: Delivery) -> tuple[Answer, float]:
+        """Send one attempt; return the answer and the latency in milliseconds. Never raises httpx errors."""
+        return self.ask(self.build_request(delivery), self.parse)
 
     def _redact(self, answer: Answer) -> Answer:
         """Scrub our API key from anything the provider echoed back, before it is stored or logged."""

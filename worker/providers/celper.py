@@ -1,8 +1,8 @@
 """Celper: ``POST /v1/candidates`` with ``X-API-Key`` and a per-submission ``Idempotency-Key``.
 
-The key is the submission's ``provider_idempotency_key``, derived once when the submission is stored, so
-every attempt (after a retry, a lost worker or a restart) sends the same one: Celper then replays the
-original answer instead of importing the candidate twice. Errors are flat
+The key is the submission's ``provider_idempotency_key``: every attempt of one payload (after a retry, a
+lost worker or a restart) sends the same one, and Celper replays the original answer instead of importing
+the candidate twice; an operator's edit of the payload gets a new key (``db.submissions``). Errors are flat
 ``{"success": false, "error": CODE, "message", "requestId"}`` and are routed on ``error``.
 """
 
@@ -100,7 +100,9 @@ def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
     data = body.get("data") if body is not None else None
     if body is None or body.get("success") is not True or not isinstance(data, dict):
         return bad_response(response, f"HTTP {response.status_code} without a Celper success body")
-    candidate_id = data.get("id")
+    # Celper's list and read endpoints name the candidate ``data.id``; its quickstart reads the create answer
+    # as ``{ candidateId, status, ... }`` (CelperAI/skills references/quickstart.md). Either is accepted.
+    candidate_id = data.get("id") or data.get("candidateId")
     return Accepted(
         http_status=response.status_code,
         application_id=None if candidate_id is None else str(candidate_id),

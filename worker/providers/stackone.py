@@ -1,5 +1,17 @@
 """StackOne: ``POST /unified/ats/applications`` with Basic auth (the API key as user name) and ``x-account-id``.
 
+``x-account-id`` is the linked account's bare id, as ``GET /accounts`` returns it (StackOne's spec: "The
+account identifier"). Older applyq versions told job boards to prefix it with the ATS (``greenhouse:…``); the
+prefix is stripped when the request is built (no migration: stored ids keep working) and serves only as a
+hint when the account API cannot be read. The ATS behind an account, for its quirks, comes from
+``GET /accounts/{id}`` (``provider``), cached for an hour and forgotten when StackOne answers 401 or 404.
+
+StackOne's create "attempts to create a new candidate" and has no idempotency key; its error guide says to
+"check that the resource doesn't already exist before creating it". So after an unknown outcome,
+``look_up`` reads ``GET /unified/ats/candidates?filter[email]=…`` and those candidates' applications
+(``GET /unified/ats/applications/{id}``). StackOne's reads go to the ATS (its request logs show the
+provider calls), so they are as fresh as the ATS's own API.
+
 Errors carry no fine code: the HTTP status is routed, refined by ``provider_errors[].status`` (the ATS's own
 status), which is kept on the attempt as ``details`` together with ``errorCode`` and ``data``.
 """
@@ -8,7 +20,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -20,15 +36,33 @@ from worker.providers.base import (
     Delivery,
     ErrorKind,
     ProviderError,
+    ats_name,
     bad_response,
     json_object,
     kept_headers,
+    not_found,
     parse_retry_after,
 )
 from worker.schemas import Attachment
 from worker.states import Provider
 
-__all__ = ["DEFAULT_RETRY_AFTER_S", "StackOneAdapter", "provider_errors", "stackone_body"]
+__all__ = [
+    "ACCOUNT_TTL_S",
+    "DEFAULT_RETRY_AFTER_S",
+    "StackOneAdapter",
+    "account_id",
+    "provider_errors",
+    "stackone_body",
+]
+
+#: How long the ATS of an account is trusted before the account API is asked again.
+ACCOUNT_TTL_S = 3600.0
+#: Applications of the candidates found by email that a lookup reads, at most.
+_LOOKUP_APPLICATIONS = 20
+#: Answers after which the cached account is read again: the account was re-linked or removed.
+_STALE_ACCOUNT_STATUSES = frozenset({401, 404})
+
+_JSON = "application/json"
 
 #: StackOne's documented wait for 408 and 429 when no ``Retry-After`` came with them.
 DEFAULT_RETRY_AFTER_S = 60.0
@@ -76,14 +110,30 @@ def stackone_body(delivery: Delivery) -> dict[str, Any]:
     return body
 
 
+def account_id(integration_id: str | None) -> str:
+    """The bare linked-account id: an older ``ats:`` prefix removed."""
+    _, _, bare = (integration_id or "").rpartition(":")
+    return bare.strip()
+
+
 class StackOneAdapter(Adapter):
     """StackOne's unified ATS API."""
 
     provider = Provider.STACKONE
+    can_look_up = True
 
-    def __init__(self, client: httpx.Client, api_key: str) -> None:
+    def __init__(self, client: httpx.Client, api_key: str, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(client, api_key)
         self._credentials = base64.b64encode(f"{api_key}:".encode()).decode()
+        self._clock = clock
+        self._accounts: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def _headers(self, integration_id: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Basic {self._credentials}", "User-Agent": USER_AGENT, "Accept": _JSON}
+        if integration_id is not None:
+            headers["x-account-id"] = account_id(integration_id)
+        return headers
 
     def build_request(self, delivery: Delivery) -> httpx.Request:
         """POST the application on behalf of the linked account."""
@@ -91,13 +141,48 @@ class StackOneAdapter(Adapter):
             "POST",
             "unified/ats/applications",
             json=stackone_body(delivery),
-            headers={
-                "Authorization": f"Basic {self._credentials}",
-                "x-account-id": delivery.submission.integration_id or "",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
+            headers=self._headers(delivery.submission.integration_id),
         )
+
+    def deliver(self, delivery: Delivery) -> tuple[Answer, float]:
+        """Send one attempt; a 401 or 404 makes the account's ATS be read again next time."""
+        answer, latency_ms = super().deliver(delivery)
+        if isinstance(answer, ProviderError) and answer.http_status in _STALE_ACCOUNT_STATUSES:
+            with self._lock:
+                self._accounts.pop(account_id(delivery.submission.integration_id), None)
+        return answer, latency_ms
+
+    def ats(self, integration_id: str | None) -> str | None:
+        """The account's ATS as StackOne's account API names it (cached), else the id's old prefix."""
+        bare, now = account_id(integration_id), self._clock()
+        with self._lock:
+            cached = self._accounts.get(bare)
+        if cached is not None and now - cached[1] < ACCOUNT_TTL_S:
+            return cached[0] or ats_name(integration_id)
+        request = self._client.build_request("GET", f"accounts/{quote(bare, safe='')}", headers=self._headers())
+        provider, _ = self.ask(request, _account_provider)
+        if isinstance(provider, ProviderError):
+            return ats_name(integration_id)  # not cached: the account API is asked again next time
+        with self._lock:
+            self._accounts[bare] = (provider, now)
+        return provider or ats_name(integration_id)
+
+    def look_up(self, delivery: Delivery) -> Answer:
+        """The candidate's application at this job, if any: candidates by email, then their applications."""
+        submission = delivery.submission
+        headers = self._headers(submission.integration_id)
+        params = {"filter[email]": str(submission.candidate.email)}
+        request = self._client.build_request("GET", "unified/ats/candidates", params=params, headers=headers)
+        ids, _ = self.ask(request, _application_ids)
+        if isinstance(ids, ProviderError):
+            return ids
+        for application_id in ids[:_LOOKUP_APPLICATIONS]:
+            path = f"unified/ats/applications/{quote(application_id, safe='')}"
+            read = self._client.build_request("GET", path, headers=headers)
+            found, _ = self.ask(read, lambda response: _application_if_at(response, submission.job_id))
+            if found is not None:
+                return found
+        return not_found("StackOne lists no application of this candidate at this job")
 
     def parse(self, response: httpx.Response) -> Answer:
         """Success is HTTP 201 with ``CreateResult``; an error body has ``statusCode`` and ``message``."""
@@ -201,3 +286,43 @@ def _replace(value: Any, secret: str) -> Any:
 
 def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _account_provider(response: httpx.Response) -> str | ProviderError | None:
+    """``provider`` of a ``LinkedAccount`` (``GET /accounts/{id}``), lower-cased."""
+    body = json_object(response)
+    if response.status_code != 200 or body is None:
+        return bad_response(response, "not StackOne's LinkedAccount")
+    provider = body.get("provider")
+    return provider.strip().lower() or None if isinstance(provider, str) else None
+
+
+def _application_ids(response: httpx.Response) -> list[str] | ProviderError:
+    """Every ``application_ids[]`` of the candidates in a ``CandidatesPaginated`` page."""
+    body = json_object(response)
+    data = body.get("data") if body is not None else None
+    if response.status_code != 200 or not isinstance(data, list):
+        return bad_response(response, "not StackOne's CandidatesPaginated")
+    ids: list[str] = []
+    for candidate in data:
+        found = candidate.get("application_ids") if isinstance(candidate, dict) else None
+        if isinstance(found, list):
+            ids.extend(str(item) for item in found if item is not None)
+    return ids
+
+
+def _application_if_at(response: httpx.Response, job_id: str) -> Accepted | ProviderError | None:
+    """The application (``GET /unified/ats/applications/{id}``) as found if it is at ``job_id``, else None."""
+    body = json_object(response)
+    data = body.get("data") if body is not None else None
+    if response.status_code != 200 or not isinstance(data, dict):
+        return bad_response(response, "not StackOne's ApplicationResult")
+    if data.get("job_id") != job_id:
+        return None
+    return Accepted(
+        http_status=200,
+        application_id=_str_or_none(data.get("id")),
+        remote_id=_str_or_none(data.get("remote_id")),
+        request_id=response.headers.get("x-request-id"),
+        headers=kept_headers(response),
+    )

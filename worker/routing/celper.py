@@ -56,8 +56,11 @@ CELPER_CODES: Mapping[str, Rule] = {
     "INVALID_BODY": park(
         Reason.INVALID_BODY, "Celper could not parse applyq's JSON body: a bug in applyq; report it with the attempt."
     ),
-    "NOT_FOUND": terminal(
-        Reason.JOB_NOT_FOUND, "Celper has no such job position: check job_id (jobPositionId); nothing to retry."
+    # Celper: "Verify the ID and that jobPositionId is correct" (CelperAI/skills api/SKILL.md; seed 001): a wrong
+    # job id is fixable, so park for the operator rather than end the submission.
+    "NOT_FOUND": park(
+        Reason.JOB_NOT_FOUND,
+        "Celper has no such job position: check job_id (jobPositionId), then: applyq requeue ID --set job_id=…",
     ),
     "DUPLICATE_CANDIDATE": terminal(
         Reason.ALREADY_APPLIED, "The candidate's email is already in this job position in Celper.", reconcile=True

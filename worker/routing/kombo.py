@@ -37,7 +37,17 @@ KOMBO_CODES: Mapping[str, Rule] = {
     "PLATFORM.AUTHENTICATION_INVALID": park(
         Reason.CONFIGURATION, "APPLYQ_KOMBO_API_KEY is invalid or revoked: rotate it, then requeue."
     ),
-    "PLATFORM.TASK_TIMED_OUT": retry(Reason.PROVIDER_TIMEOUT, unknown_outcome=True, max_attempts=3),
+    # Kombo: retry only rate limits and unavailability; "for other errors, avoid automatic retries without
+    # human input" (docs.kombo.dev/guides/errors, seed 000). The task may have finished in the ATS, so this is an
+    # unknown outcome: the next attempt only looks the application up (a read, not a retry); a send follows
+    # only if Kombo shows none, and a second timeout parks for a human.
+    "PLATFORM.TASK_TIMED_OUT": retry(
+        Reason.PROVIDER_TIMEOUT,
+        unknown_outcome=True,
+        max_attempts=2,
+        remediation="Kombo stopped waiting for the ATS twice; the application may exist. Check the ATS, then "
+        "requeue: applyq looks the application up first and sends only if it is not there.",
+    ),
     # INTEGRATION: the customer's connection to their ATS
     "INTEGRATION.PERMISSION_MISSING": park(
         Reason.PERMISSION_MISSING,

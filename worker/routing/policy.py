@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from worker.config import Settings
-from worker.providers.base import Accepted, Answer, ProviderError
+from worker.providers.base import Accepted, Answer, ErrorKind, ProviderError
 from worker.routing.backoff import retry_delay
 from worker.routing.router import route
 from worker.routing.rules import Rule
-from worker.states import Decision, Provider, Reason, Status
+from worker.states import TOO_FAST_REASONS, Decision, Provider, Reason, Status
 
-__all__ = ["AttemptContext", "Verdict", "decide"]
+__all__ = ["AttemptContext", "Verdict", "decide", "decide_lookup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +20,8 @@ class AttemptContext:
     """What the policy needs to know about the submission besides the answer."""
 
     provider: Provider
-    #: Kombo integration id / StackOne account (its prefix names the ATS, e.g. ``greenhouse:``)
-    integration_id: str | None
+    #: the ATS behind the integration or account (``Adapter.ats``), for its quirks
+    ats: str | None
     #: the attempt's number within the current retry window, from 1
     attempt: int
     #: when the current retry window started (creation, or the last requeue)
@@ -46,23 +46,38 @@ class Verdict:
     unknown_outcome: bool = False
 
 
+_RECONCILED = Verdict(
+    Decision.SUCCESS,
+    Status.SUCCEEDED,
+    Reason.RECONCILED,
+    "An earlier attempt with an unknown outcome created the application.",
+)
+
+
 def decide(answer: Answer, ctx: AttemptContext, settings: Settings) -> Verdict:
     """Route the answer, apply backoff and the attempt/age limits, reconcile "already exists"."""
     if isinstance(answer, Accepted):
         return Verdict(Decision.SUCCESS, Status.SUCCEEDED, Reason.CREATED)
-    rule = route(ctx.provider, answer, ctx.integration_id)
+    rule = route(ctx.provider, answer, ctx.ats)
+    if rule.reconcile and ctx.had_unknown_outcome:
+        return _RECONCILED
     if rule.decision is Decision.RETRY:
         return _retry(rule, answer, ctx, settings)
     if rule.decision is Decision.TERMINAL:
-        if rule.reconcile and ctx.had_unknown_outcome:
-            return Verdict(
-                Decision.SUCCESS,
-                Status.SUCCEEDED,
-                Reason.RECONCILED,
-                "An earlier attempt with an unknown outcome created the application.",
-            )
         return Verdict(Decision.TERMINAL, Status.TERMINAL, rule.reason, rule.remediation)
-    return Verdict(Decision.PARK, Status.PARKED, rule.reason, rule.remediation)
+    return Verdict(Decision.PARK, Status.PARKED, rule.reason, rule.remediation, unknown_outcome=rule.unknown_outcome)
+
+
+def decide_lookup(answer: Answer, ctx: AttemptContext, settings: Settings) -> Verdict:
+    """What a lookup (after an unknown outcome) means: found is success, not found sends now, else as routed."""
+    if isinstance(answer, Accepted):
+        return replace(_RECONCILED, remediation="A lookup found the application an earlier attempt created.")
+    if answer.kind is ErrorKind.NOT_FOUND:
+        # nothing was created: the next attempt sends, at once
+        return Verdict(Decision.RETRY, Status.RETRY_SCHEDULED, Reason.NOT_CREATED, delay_s=0.0, next_attempt_at=ctx.now)
+    verdict = decide(answer, ctx, settings)
+    # a failed read changes nothing about the earlier outcome: it is still unknown, and looked up again next time
+    return replace(verdict, unknown_outcome=False)
 
 
 def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Settings) -> Verdict:
@@ -80,7 +95,9 @@ def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Sett
     next_at = ctx.now + timedelta(seconds=delay)
     max_attempts = min(settings.max_attempts, rule.max_attempts or settings.max_attempts)
     too_old = (next_at - ctx.window_started_at).total_seconds() > settings.max_age_s
-    if ctx.attempt >= max_attempts or too_old:
+    # "too fast" says nothing about the submission: it costs no attempt of the budget, only time (max age)
+    exhausted = ctx.attempt >= max_attempts and rule.reason not in TOO_FAST_REASONS
+    if exhausted or too_old:
         return Verdict(
             Decision.PARK,
             Status.PARKED,

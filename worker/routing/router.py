@@ -19,7 +19,7 @@ from worker.routing import celper, kombo, stackone
 from worker.routing.rules import ProviderRoutes, Rule
 from worker.states import Provider
 
-__all__ = ["ROUTES", "ats_name", "route", "upstream_status"]
+__all__ = ["ROUTES", "route", "upstream_status"]
 
 #: Every provider's table, in one place.
 ROUTES: Mapping[Provider, ProviderRoutes] = {
@@ -29,11 +29,11 @@ ROUTES: Mapping[Provider, ProviderRoutes] = {
 }
 
 
-def route(provider: Provider, error: ProviderError, integration_id: str | None = None) -> Rule:
+def route(provider: Provider, error: ProviderError, ats: str | None = None) -> Rule:
     """The rule for one failed attempt; the most specific match wins.
 
-    ``integration_id`` names the ATS behind a unified API where it can (Kombo ids start with it, e.g.
-    ``greenhouse:…``), for ATS-specific quirks.
+    ``ats`` names the ATS behind a unified API (``Adapter.ats``: Kombo's integration id prefix, StackOne's
+    account API), for ATS-specific quirks.
     """
     table = ROUTES[provider]
     if error.code is not None:
@@ -42,7 +42,6 @@ def route(provider: Provider, error: ProviderError, integration_id: str | None =
         return table.transport[error.kind]
     status = error.http_status or 0
     upstream = upstream_status(error) if status in table.relayed else None
-    ats = ats_name(integration_id)
     for seen in (upstream, status):
         if ats is not None and seen is not None and (ats, seen) in table.quirks:
             return table.quirks[(ats, seen)]
@@ -50,14 +49,6 @@ def route(provider: Provider, error: ProviderError, integration_id: str | None =
         return table.upstream[upstream]
     fallback = 200 if 200 <= status < 300 else 500 if status >= 500 else 400
     return table.statuses.get(status, table.statuses[fallback])
-
-
-def ats_name(integration_id: str | None) -> str | None:
-    """The ATS an integration id names by its prefix (``greenhouse:abc`` → ``greenhouse``), if any."""
-    prefix, separator, _ = (integration_id or "").partition(":")
-    if not separator:
-        return None
-    return prefix.strip().lower() or None
 
 
 def upstream_status(error: ProviderError) -> int | None:

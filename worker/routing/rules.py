@@ -44,7 +44,7 @@ class Rule:
     long_wait: bool = False
     #: at most this many attempts for this kind of failure, then park as ``retries_exhausted``
     max_attempts: int | None = None
-    #: "already exists": success if an earlier attempt of ours had an unknown outcome
+    #: "already exists" (or may): success if an earlier attempt of ours had an unknown outcome
     reconcile: bool = False
 
 
@@ -53,9 +53,12 @@ def retry(reason: Reason, **kw: object) -> Rule:
     return Rule(Decision.RETRY, reason, **kw)  # type: ignore[arg-type]
 
 
-def park(reason: Reason, remediation: str) -> Rule:
-    """Stop until a human acts; ``remediation`` tells them what to do."""
-    return Rule(Decision.PARK, reason, remediation)
+def park(reason: Reason, remediation: str, *, unknown_outcome: bool = False, reconcile: bool = False) -> Rule:
+    """Stop until a human acts; ``remediation`` tells them what to do.
+
+    ``unknown_outcome``: the request may have created the application, so a requeue looks it up before sending.
+    """
+    return Rule(Decision.PARK, reason, remediation, unknown_outcome=unknown_outcome, reconcile=reconcile)
 
 
 def terminal(reason: Reason, remediation: str, *, reconcile: bool = False) -> Rule:

@@ -55,6 +55,18 @@ _STACKONE_SUPPORT = (
     "StackOne failed repeatedly: check status.stackone.com, else contact StackOne support; then requeue."
 )
 
+# StackOne documents 409 both as "The resource to be created already exists" (unified API error guide) and as
+# "Request conflicts with current resource state" (connector errors, seed 002), and StackOne's create has no
+# duplicate check of its own. So a 409 is not taken for "already applied": after an unknown outcome of ours it
+# reconciles; otherwise it parks, and a requeue looks the application up (found: succeeded) before sending.
+_CONFLICT = park(
+    Reason.CONFLICT,
+    "StackOne answered 409: the application already exists, or it conflicts with the ATS's state (StackOne "
+    "documents both). Requeue: applyq looks the application up first (found: succeeded). Else cancel.",
+    unknown_outcome=True,
+    reconcile=True,
+)
+
 #: The ATS's own status, read from ``provider_errors[].status`` under a relayed StackOne status.
 STACKONE_UPSTREAM: Mapping[int, Rule] = {
     400: park(Reason.INVALID_INPUT, _STACKONE_FIX_INPUT),
@@ -62,7 +74,7 @@ STACKONE_UPSTREAM: Mapping[int, Rule] = {
     403: park(Reason.REAUTHENTICATION_REQUIRED, _STACKONE_REAUTH),
     404: park(Reason.NOT_FOUND, "The ATS does not know the job: check job_id with the customer, then requeue."),
     408: retry(Reason.TIMEOUT, unknown_outcome=True),
-    409: terminal(Reason.ALREADY_APPLIED, "The candidate already applied to this job.", reconcile=True),
+    409: _CONFLICT,
     422: park(Reason.INVALID_INPUT, _STACKONE_FIX_INPUT),
     429: retry(Reason.RATE_LIMITED),
     500: retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=3, remediation=_STACKONE_SUPPORT),
@@ -88,9 +100,7 @@ STACKONE_STATUSES: Mapping[int, Rule] = {
         "re-authenticate (invalid on-behalf-of user). Then requeue.",
     ),
     408: retry(Reason.TIMEOUT, unknown_outcome=True),
-    409: terminal(
-        Reason.ALREADY_APPLIED, "The application already exists in the ATS; nothing to retry.", reconcile=True
-    ),
+    409: _CONFLICT,
     412: park(
         Reason.ACCOUNT_DISABLED,
         "The linked account is disabled, suspended or expired: ask the customer to enable or re-link it in "
@@ -99,10 +109,11 @@ STACKONE_STATUSES: Mapping[int, Rule] = {
     422: park(Reason.INVALID_INPUT, _STACKONE_FIX_INPUT),
     429: retry(Reason.RATE_LIMITED),
     500: retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=3, remediation=_STACKONE_SUPPORT),
-    501: park(
+    # "501 | Not Implemented | Feature not supported for this provider" (StackOne connector errors, seed 002):
+    # no requeue fixes it. Teamtailor's 501 for missing permissions is an ATS quirk (ATS_QUIRKS) and parks.
+    501: terminal(
         Reason.NOT_SUPPORTED,
-        "StackOne does not implement this for the ATS (Teamtailor also answers 501 for missing permissions): "
-        "check with StackOne, or ask the customer to re-authenticate; then requeue.",
+        "StackOne does not support creating applications for this ATS: nothing to retry (check with StackOne).",
     ),
     502: retry(Reason.BAD_GATEWAY, unknown_outcome=True),
     503: retry(Reason.UNAVAILABLE),

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.clock import utcnow
 from worker.config import Settings
-from worker.db.leases import Claim, Due, Finished, claim, defer, finish, peek_due
+from worker.db.leases import LOOKUP, SEND, Claim, Due, Finished, claim, defer, finish, peek_due
 from worker.providers import Accepted, Adapter, Answer, Delivery
-from worker.routing.policy import AttemptContext, decide
+from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
 from worker.schemas import SubmissionIn
 from worker.states import OUTCOME_STATUSES, Decision, Provider
@@ -133,34 +133,47 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
         return _defer(runtime, submission_id, key, gate)
     signal, hints = Signal.NOT_SENT, Hints()
     try:
-        outcome, answer = _attempt(runtime, submission_id)
+        outcome, answer, ats = _attempt(runtime, submission_id)
         if answer is not None:
-            signal, hints = signal_for(provider, due.integration_id, answer), hints_for(answer)
+            signal, hints = signal_for(provider, ats, answer), hints_for(answer)
         return outcome
     finally:
         runtime.traffic.limiter.observe(key, spec, gate, signal, hints)
 
 
-def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None]:
-    """Claim, deliver, decide, record; ``None`` for the answer if the claim was lost to another worker."""
+def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None, str | None]:
+    """Claim, then look up or deliver, decide, record; no answer if the claim was lost to another worker.
+
+    After a send whose outcome is unknown (a timeout, a lost worker, an ambiguous 5xx), the next attempt asks
+    the provider whether the application exists instead of sending it again: found is success, not found
+    sends at once. A provider that cannot be asked relies on its idempotency key (Celper) or duplicate check.
+    """
     lease = runtime.claims.submit(submission_id)
     if lease is None:
-        return _SKIPPED, None
+        return _SKIPPED, None, None
     submission = SubmissionIn.model_validate(lease.payload)
     delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
-    answer, latency_ms = runtime.adapters[submission.provider].deliver(delivery)
+    adapter = runtime.adapters[submission.provider]
+    looking = lease.needs_lookup and adapter.can_look_up
+    started = time.perf_counter()
+    answer = adapter.look_up(delivery) if looking else None
+    if answer is None:
+        answer, _ = adapter.deliver(delivery)
+    latency_ms = (time.perf_counter() - started) * 1000
     now = runtime.clock()
-    verdict = decide(answer, _context(lease, submission.provider, now, runtime.rand()), runtime.settings)
-    done = Finished(lease, answer, verdict, latency_ms, now)
+    ats = adapter.ats(submission.integration_id)
+    context = _context(lease, submission.provider, ats, now, runtime.rand())
+    verdict = (decide_lookup if looking else decide)(answer, context, runtime.settings)
+    done = Finished(lease, answer, verdict, latency_ms, now, LOOKUP if looking else SEND)
     _log(delivery, submission.provider, done, runtime.records.submit(done))
     code = None if isinstance(answer, Accepted) else answer.label
-    return Outcome(verdict.decision.value, code, verdict.status.value), answer
+    return Outcome(verdict.decision.value, code, verdict.status.value), answer, ats
 
 
-def _context(lease: Claim, provider: Provider, now: datetime, rand: float) -> AttemptContext:
+def _context(lease: Claim, provider: Provider, ats: str | None, now: datetime, rand: float) -> AttemptContext:
     return AttemptContext(
         provider=provider,
-        integration_id=lease.integration_id,
+        ats=ats,
         attempt=lease.window_attempt,
         window_started_at=lease.window_started_at,
         now=now,
@@ -199,6 +212,7 @@ def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> 
         "provider": provider.value,
         "integration_id": delivery.submission.integration_id,
         "attempt": done.lease.attempt_number,
+        "kind": done.kind,
         "decision": verdict.decision.value,
         "status": verdict.status.value,
         "reason": verdict.reason,

@@ -8,18 +8,11 @@ from dataclasses import dataclass, field
 from worker.config import LimitSpec
 from worker.providers.base import Accepted, Answer, ProviderError
 from worker.routing.router import route
-from worker.states import Provider, Reason
+from worker.states import TOO_FAST_REASONS, UNAVAILABLE_REASONS, Provider
 from worker.traffic.limiter import Hints, Limiter, Signal, Unlimited
 from worker.traffic.limits import limit_key, resolve_spec
 
-__all__ = ["RATE_LIMIT_REASONS", "UNAVAILABLE_REASONS", "Traffic", "hints_for", "signal_for"]
-
-#: Router reasons that mean "too fast": a cooldown for the whole integration.
-RATE_LIMIT_REASONS = frozenset({Reason.RATE_LIMITED, Reason.CONCURRENCY_LIMITED})
-#: Router reasons that mean "down": they count towards opening the circuit breaker.
-UNAVAILABLE_REASONS = frozenset(
-    {Reason.UNAVAILABLE, Reason.UNREACHABLE, Reason.BAD_GATEWAY, Reason.GATEWAY_TIMEOUT, Reason.TIMEOUT}
-)
+__all__ = ["Traffic", "hints_for", "signal_for"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +32,12 @@ class Traffic:
         return resolve_spec(key, self.configured)
 
 
-def signal_for(provider: Provider, integration_id: str | None, answer: Answer) -> Signal:
+def signal_for(provider: Provider, ats: str | None, answer: Answer) -> Signal:
     """Success, rate limited, unavailable, or any other answer (which proves the provider is up)."""
     if isinstance(answer, Accepted):
         return Signal.SUCCESS
-    reason = route(provider, answer, integration_id).reason
-    if reason in RATE_LIMIT_REASONS:
+    reason = route(provider, answer, ats).reason
+    if reason in TOO_FAST_REASONS:
         return Signal.RATE_LIMITED
     if reason in UNAVAILABLE_REASONS:
         return Signal.UNAVAILABLE

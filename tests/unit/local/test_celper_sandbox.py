@@ -134,7 +134,7 @@ def test_every_code_the_sandbox_sends_is_documented_but_the_deliberate_unknown_o
 @pytest.mark.parametrize(
     ("job_id", "decision", "reason"),
     [
-        ("closed--j", T, "job_not_found"),
+        ("closed--j", P, "job_not_found"),
         ("applied--j", T, "already_applied"),
         ("permission--j", P, "configuration"),
         ("reauth--j", P, "configuration"),

@@ -11,7 +11,7 @@ import pytest
 from tests.unit.local.roundtrip import delivery, sandbox
 from tests.unit.providers.test_stackone_adapter import stackone_submission
 from worker.local.sandbox import SandboxConfig
-from worker.providers.base import Accepted, ProviderError
+from worker.providers.base import Accepted, ProviderError, ats_name
 from worker.routing.router import route
 from worker.states import Decision, Provider
 
@@ -30,7 +30,7 @@ def submission(job_id: str, account: str = "acc-1", email: str = "ada@example.co
 
 #: (job id, account, decisions of successive attempts at the same application)
 SEQUENCES: list[tuple[str, str, list[tuple[Decision | None, str]]]] = [
-    ("ok--j", "acc-1", [(None, "created"), (T, "already_applied")]),
+    ("ok--j", "acc-1", [(None, "created"), (None, "created")]),  # no duplicate check: a second candidate
     ("ratelimit--j", "acc-1", [(R, "rate_limited"), (None, "created")]),
     ("concurrency--j", "acc-1", [(R, "rate_limited"), (None, "created")]),
     ("unavailable--j", "acc-1", [(R, "unavailable"), (None, "created")]),
@@ -38,15 +38,15 @@ SEQUENCES: list[tuple[str, str, list[tuple[Decision | None, str]]]] = [
     ("lb503x--j", "acc-1", [(R, "unavailable"), (None, "created")]),
     ("truncated--j", "acc-1", [(R, "provider_error"), (None, "created")]),
     ("empty--j", "acc-1", [(R, "bad_gateway"), (None, "created")]),
-    ("timedout--j", "acc-1", [(R, "timeout"), (T, "already_applied")]),
+    ("timedout--j", "acc-1", [(R, "timeout"), (None, "created")]),
     ("closed--j", "acc-1", [(P, "invalid_input")]),
     ("badinput--j", "acc-1", [(P, "invalid_input")]),
     ("permission--j", "acc-1", [(P, "reauthentication_required")]),
     ("permission--j", "lever:acc-1", [(P, "account_settings")]),
     ("reauth--j", "acc-1", [(P, "reauthentication_required")]),
-    ("unknowncode--j", "acc-1", [(P, "not_supported")]),
+    ("unknowncode--j", "acc-1", [(T, "not_supported")]),
     ("unknowncode--j", "teamtailor:acc-1", [(P, "permission_missing")]),
-    ("applied--j", "acc-1", [(T, "already_applied"), (T, "already_applied")]),
+    ("applied--j", "acc-1", [(P, "conflict"), (P, "conflict")]),
 ]
 
 
@@ -63,7 +63,7 @@ async def test_each_scenario_is_answered_and_routed_as_stackone_would_be(
         if isinstance(answer, Accepted):
             seen.append((None, "created"))
         else:
-            rule = route(Provider.STACKONE, answer, account)
+            rule = route(Provider.STACKONE, answer, ats_name(account))
             seen.append((rule.decision, rule.reason))
     assert seen == expected
 

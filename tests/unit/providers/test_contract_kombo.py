@@ -10,17 +10,12 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest
 
-from tests.conftest import SPECS, submission_dict
+from tests.conftest import submission_dict
 from worker.providers.base import Delivery
 from worker.providers.kombo import KomboAdapter
 from worker.schemas import SubmissionIn
 
 KOMBO_BASE = "https://api.kombo.dev/v1"
-
-
-@pytest.fixture(scope="module")
-def kombo_spec() -> OpenAPI:
-    return OpenAPI.from_file_path(str(SPECS / "kombo-openapi.json"))
 
 
 def build(**overrides: Any) -> httpx.Request:

@@ -67,7 +67,7 @@ def test_the_request_carries_basic_auth_account_user_agent_and_the_body() -> Non
     [request] = seen
     assert (request.method, str(request.url)) == ("POST", "https://api.stackone.test/unified/ats/applications")
     assert request.headers["authorization"] == "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
-    assert request.headers["x-account-id"] == "lever:45355976281015164504"
+    assert request.headers["x-account-id"] == "45355976281015164504"  # an old-style "lever:" prefix is stripped
     assert request.headers["user-agent"].startswith("applyq/")
     assert json.loads(request.content) == {
         "job_id": "job-123",

@@ -48,7 +48,7 @@ EXPECTED: dict[str, tuple[Decision, str]] = {
     "RATE_LIMITED": (R, "rate_limited"),
     "VALIDATION_ERROR": (P, "invalid_input"),
     "INVALID_BODY": (P, "invalid_body"),
-    "NOT_FOUND": (T, "job_not_found"),
+    "NOT_FOUND": (P, "job_not_found"),
     "DUPLICATE_CANDIDATE": (T, "already_applied"),
     "INVALID_STATUS": (P, "state_conflict"),
     "INVALID_STATUS_TRANSITION": (P, "state_conflict"),
@@ -100,7 +100,7 @@ def test_an_unknown_code_is_parked_with_a_pointer_to_the_request_id() -> None:
 
 
 def test_the_integration_id_plays_no_part() -> None:
-    assert route(Provider.CELPER, celper_error("NOT_FOUND", 404), "greenhouse:x").decision is T
+    assert route(Provider.CELPER, celper_error("NOT_FOUND", 404), "greenhouse").decision is P
 
 
 def test_every_celper_park_terminal_or_bounded_rule_tells_the_operator_what_to_do() -> None:

@@ -23,7 +23,7 @@ def kombo(code: str, retry_after_s: float | None = None) -> ProviderError:
 def ctx(attempt: int = 1, *, unknown: bool = False, age_s: float = 0.0, rand: float = 0.5) -> AttemptContext:
     return AttemptContext(
         provider=Provider.KOMBO,
-        integration_id="int-1",
+        ats=None,
         attempt=attempt,
         window_started_at=NOW - timedelta(seconds=age_s),
         now=NOW,
@@ -89,7 +89,16 @@ CASES = {
         None,
     ),
     "attempts exhausted": Row(
-        kombo("PLATFORM.RATE_LIMIT_EXCEEDED"), ctx(10), Decision.PARK, Status.PARKED, Reason.RETRIES_EXHAUSTED, None
+        kombo("REMOTE.SERVICE_UNAVAILABLE"), ctx(10), Decision.PARK, Status.PARKED, Reason.RETRIES_EXHAUSTED, None
+    ),
+    # "too fast" costs no attempt: 1 s of full jitter at attempt 10 is 0.5 * min(600, 2 * 2**9) = 300 s
+    "rate limits do not use the attempt budget": Row(
+        kombo("PLATFORM.RATE_LIMIT_EXCEEDED"),
+        ctx(10),
+        Decision.RETRY,
+        Status.RETRY_SCHEDULED,
+        Reason.RATE_LIMITED,
+        300.0,
     ),
     "a rule's own attempt cap": Row(
         kombo("PLATFORM.UNKNOWN_ERROR"), ctx(2), Decision.PARK, Status.PARKED, Reason.RETRIES_EXHAUSTED, None

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import SPECS
-from worker.providers.base import ErrorKind, ProviderError
-from worker.routing.router import ROUTES, ats_name, route, upstream_status
+from worker.providers.base import ErrorKind, ProviderError, ats_name
+from worker.routing.router import ROUTES, route, upstream_status
 from worker.routing.stackone import STACKONE_STATUSES, STACKONE_UPSTREAM
 from worker.states import Decision, Provider
 
@@ -42,12 +42,12 @@ EXPECTED: dict[int, tuple[Decision, str, bool, int | None]] = {
     403: (P, "reauthentication_required", False, None),
     404: (P, "not_found", False, None),
     408: (R, "timeout", True, None),
-    409: (T, "already_applied", False, None),
+    409: (P, "conflict", True, None),
     412: (P, "account_disabled", False, None),
     422: (P, "invalid_input", False, None),
     429: (R, "rate_limited", False, None),
     500: (R, "provider_error", True, 3),
-    501: (P, "not_supported", False, None),
+    501: (T, "not_supported", False, None),
     502: (R, "bad_gateway", True, None),
 }
 
@@ -101,7 +101,7 @@ def test_transport_failures_retry(kind: ErrorKind, unknown: bool) -> None:
         (400, 401, P, "reauthentication_required"),
         (401, 401, P, "reauthentication_required"),  # the linked account's credentials, not our key
         (403, 403, P, "reauthentication_required"),
-        (400, 409, T, "already_applied"),
+        (400, 409, P, "conflict"),
     ],
 )
 def test_the_ats_status_refines_a_relayed_status(status: int, ats_status: int, decision: Decision, reason: str) -> None:
@@ -144,7 +144,7 @@ def test_upstream_status_reads_the_first_numeric_status(details: dict[str, Any] 
     assert upstream_status(error) == expected
 
 
-# --- ATS quirks, named by the integration id's prefix ---------------------------------------------
+# --- ATS quirks, for the ATS behind the account (here named by an old-style prefix) -------------------
 
 
 @pytest.mark.parametrize(
@@ -156,21 +156,21 @@ def test_upstream_status_reads_the_first_numeric_status(details: dict[str, Any] 
         ("lever:acc-1", 403, 403, P, "account_settings", "Lever super admin"),
         ("lever:acc-1", 500, None, R, "provider_error", "StackOne support"),
         ("workday:acc-1", 404, None, P, "not_found", "job_id"),
-        ("acc-1", 501, None, P, "not_supported", "not implement"),
+        ("acc-1", 501, None, T, "not_supported", "does not support"),
     ],
 )
 def test_ats_quirks_apply_where_the_integration_names_the_ats(
     integration_id: str, status: int, ats_status: int | None, decision: Decision, reason: str, says: str
 ) -> None:
     error = stackone_error(status, ats_status) if ats_status else stackone_error(status)
-    rule = route(Provider.STACKONE, error, integration_id)
+    rule = route(Provider.STACKONE, error, ats_name(integration_id))
 
     assert (rule.decision, rule.reason) == (decision, reason)
     assert says in rule.remediation
 
 
 def test_lever_500_is_bounded_then_parked_with_its_remediation() -> None:
-    rule = route(Provider.STACKONE, stackone_error(500), "lever:acc-1")
+    rule = route(Provider.STACKONE, stackone_error(500), "lever")
     assert (rule.max_attempts, rule.unknown_outcome) == (3, True)
 
 

@@ -47,6 +47,15 @@ def kombo_error(status: int, code: str | None, headers: dict[str, str] | None = 
     return httpx.Response(status, json=body, headers=headers)
 
 
+def no_candidates(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"status": "success", "data": {"next": None, "results": []}})
+
+
+def kombo_lookup_then(send: Handler, found: Handler = no_candidates) -> Handler:
+    """Kombo: ``GET /ats/candidates`` answered by ``found``, everything else by ``send``."""
+    return lambda request: found(request) if request.method == "GET" else send(request)
+
+
 class Script:
     """Answers requests from a list, then repeats the last answer."""
 
@@ -209,12 +218,15 @@ def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, se
     with sessions() as session:
         claim(session, [sid], clock(), settings.lease_s)
     clock.advance(settings.lease_s + 1)
-    process_submission(make_runtime(settings, sessions, clock, ok), sid)
+    runtime = make_runtime(settings, sessions, clock, kombo_lookup_then(ok))
+    process_submission(runtime, sid)  # the lost attempt may have landed: look it up first
+    process_submission(runtime, sid)  # Kombo showed none: send
     row = load(sessions, sid)
     assert row.status == "succeeded"
-    assert [(a.reason, a.unknown_outcome) for a in row.attempts] == [
-        ("worker_lost", True),
-        ("created", False),
+    assert [(a.kind, a.reason, a.unknown_outcome) for a in row.attempts] == [
+        ("send", "worker_lost", True),
+        ("lookup", "not_created", False),
+        ("send", "created", False),
     ]
 
 
@@ -264,3 +276,51 @@ def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher
     clock.advance(settings.republish_after_s + 1)
     assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 1
     assert publisher.published == [sid, sid]
+
+
+def candidates_with(job_id: str) -> Handler:
+    """Kombo's ``GET /ats/candidates`` answering one candidate who applied to ``job_id``."""
+    application = {"id": "K1", "remote_id": "R1", "job": {"id": job_id, "name": None, "remote_id": "J"}}
+    candidate = {"id": "C1", "remote_id": "RC1", "applications": [application]}
+    body = {"status": "success", "data": {"next": None, "results": [candidate]}}
+    return lambda request: httpx.Response(200, json=body)
+
+
+def test_after_a_timeout_the_next_attempt_looks_up_and_reconciles_without_sending(
+    settings, sessions, publisher, clock
+) -> None:
+    posts: list[httpx.Request] = []
+
+    def timeout_once(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        raise httpx.ReadTimeout("the create outlasted the client", request=request)
+
+    runtime = make_runtime(settings, sessions, clock, kombo_lookup_then(timeout_once, candidates_with("ok--job-1")))
+    sid = add(sessions, publisher, clock)
+    assert process_submission(runtime, sid).code == "TRANSPORT.TIMEOUT"
+    clock.advance(120)
+    outcome = process_submission(runtime, sid)
+
+    assert outcome.as_result() == {"decision": "success", "code": None, "status": "succeeded"}
+    assert len(posts) == 1, "no second POST: the lookup found the application"
+    row = load(sessions, sid)
+    assert (row.outcome_reason, row.provider_application_id, row.remote_id) == ("reconciled", "K1", "R1")
+    assert [(a.kind, a.reason) for a in row.attempts] == [("send", "timeout"), ("lookup", "reconciled")]
+
+
+def test_a_failed_lookup_is_retried_as_a_lookup_never_as_a_send(settings, sessions, publisher, clock) -> None:
+    posts: list[httpx.Request] = []
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        raise httpx.RemoteProtocolError("connection closed mid-response", request=request)
+
+    down = lambda request: httpx.Response(503, text="<html>down</html>")  # noqa: E731
+    runtime = make_runtime(settings, sessions, clock, kombo_lookup_then(lost, down))
+    sid = add(sessions, publisher, clock)
+    for _ in range(3):
+        process_submission(runtime, sid)
+        clock.advance(120)
+    row = load(sessions, sid)
+    assert len(posts) == 1
+    assert [a.kind for a in row.attempts] == ["send", "lookup", "lookup"]

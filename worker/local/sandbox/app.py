@@ -31,11 +31,20 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
     """A fresh sandbox with empty state; ``app.state.sandbox`` is its ``SandboxState``."""
     config = config or SandboxConfig()
     state = SandboxState(config.seed)
-    providers: tuple[Provider, ...] = (KomboProvider(config), StackOneProvider(config), CelperProvider(config, state))
+    providers: tuple[Provider, ...] = (
+        KomboProvider(config, state),
+        StackOneProvider(config, state),
+        CelperProvider(config, state),
+    )
     routes = [
         Route(path, _ProviderEndpoint(provider, config, state).handle, methods=["POST"])
         for provider in providers
         for path in provider.paths
+    ]
+    routes += [
+        Route(path, _ReadEndpoint(provider, path, state).handle, methods=["GET"])
+        for provider in providers
+        for path in provider.read_paths
     ]
     app = Starlette(routes=[*_control_routes(state), *routes])
     app.state.sandbox = state
@@ -88,15 +97,17 @@ class _ProviderEndpoint:
             return provider.render(Behaviour(Outcome.RATE_LIMITED), submission, None, exchange)
         key = application_key(provider.name, submission.integration_id, submission.job_id, submission.email)
         attempt = state.begin_attempt(key)
+        dedupe = config.dedupe and provider.detects_duplicates(submission)
         behaviour = decide(
             parse_scenario(submission.job_id),
             attempt.number,
-            already_created=config.dedupe and attempt.already_created,
+            already_created=dedupe and attempt.already_created,
             email=submission.email,
         )
         application = None
         if behaviour.creates:
-            application = state.create(key, allow_duplicate=not config.dedupe)
+            person = (submission.first_name, submission.last_name)
+            application = state.create(key, allow_duplicate=not dedupe, person=person)
             if application is None:  # a concurrent attempt created it first
                 behaviour = Behaviour(Outcome.ALREADY_APPLIED)
         # The answer is settled (and, for Celper, kept for its idempotency key) before the stall delays it.
@@ -104,6 +115,32 @@ class _ProviderEndpoint:
         if behaviour.stalls:
             await asyncio.sleep(config.hang_s)
         return reply
+
+
+class _ReadEndpoint:
+    """One read endpoint of a provider (a lookup's or the account API), logged like every request."""
+
+    def __init__(self, provider: Provider, path: str, state: SandboxState) -> None:
+        self._provider = provider
+        self._path = path
+        self._state = state
+
+    async def handle(self, request: Request) -> Response:
+        """Log the read, answer it from the state, note the status."""
+        provider, state = self._provider, self._state
+        record = RequestRecord(
+            log_id=state.new_uuid(),
+            provider=provider.name,
+            method=request.method,
+            path=request.url.path,
+            job_id=None,
+            headers=_redacted(request.headers, provider.is_authorized(request.headers)),
+            body=None,
+        )
+        state.log_request(record)
+        reply = provider.read(self._path, request.headers, request.path_params, request.query_params)
+        state.answered(record, reply.status)
+        return Response(reply.body, reply.status, dict(reply.headers), reply.media_type)
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -120,6 +120,19 @@ class CelperProvider:
         self._window: deque[float] = deque()
         self._lock = threading.Lock()
 
+    #: No lookup: Celper's Idempotency-Key replays an earlier answer instead.
+    read_paths: tuple[str, ...] = ()
+
+    def detects_duplicates(self, submission: Submission) -> bool:
+        """Celper refuses a second candidate with the same email in a job position (``DUPLICATE_CANDIDATE``)."""
+        return True
+
+    def read(
+        self, path: str, headers: Mapping[str, str], path_params: Mapping[str, str], query: Mapping[str, str]
+    ) -> Reply:
+        """Celper has no read endpoint in the sandbox."""
+        raise LookupError(path)
+
     def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
         """Celper names the job position in the body (``jobPositionId``)."""
         value = body.get("jobPositionId") if isinstance(body, dict) else None

@@ -16,9 +16,13 @@ from typing import Any
 from worker.local.sandbox.config import SandboxConfig
 from worker.local.sandbox.provider import Exchange, Reply, Submission
 from worker.local.sandbox.scenarios import Behaviour, Outcome
-from worker.local.sandbox.state import Application
+from worker.local.sandbox.state import Application, SandboxState
 
-__all__ = ["CONCURRENCY_LIMIT", "KomboProvider"]
+__all__ = ["CONCURRENCY_LIMIT", "NO_DUPLICATE_CHECK", "KomboProvider"]
+
+#: Integrations whose id starts with this stand for an ATS without a duplicate check: a second POST of the same
+#: candidate to the same job creates a second application (Kombo: not every ATS detects duplicates).
+NO_DUPLICATE_CHECK = "nodupe:"
 
 #: Action requests Kombo lets run at once per integration (its documented default).
 CONCURRENCY_LIMIT = 30
@@ -147,9 +151,37 @@ class KomboProvider:
     #: Kombo's base URL ends in ``/v1``; the bare path serves clients configured without it.
     paths: tuple[str, ...] = ("/v1/ats/jobs/{job_id}/applications", "/ats/jobs/{job_id}/applications")
 
-    def __init__(self, config: SandboxConfig) -> None:
+    #: Kombo's read endpoint a lookup uses (synced data; here, whatever the sandbox holds).
+    read_paths: tuple[str, ...] = ("/v1/ats/candidates", "/ats/candidates")
+
+    def __init__(self, config: SandboxConfig, state: SandboxState) -> None:
         self._api_key = config.kombo_api_key
         self._retry_after_s = config.retry_after_s
+        self._state = state
+
+    def detects_duplicates(self, submission: Submission) -> bool:
+        """Whether the ATS refuses a second application: not every ATS behind Kombo does (``nodupe:`` ids)."""
+        return not submission.integration_id.startswith(NO_DUPLICATE_CHECK)
+
+    def read(
+        self, path: str, headers: Mapping[str, str], path_params: Mapping[str, str], query: Mapping[str, str]
+    ) -> Reply:
+        """``GET /ats/candidates`` filtered by ``email`` (and ``job_ids``), as Kombo's spec shapes it."""
+        exchange = Exchange("", 0)
+        if not self.is_authorized(headers):
+            return _error_reply(_UNAUTHENTICATED, exchange)
+        integration_id = self.integration_id(headers)
+        if integration_id is None:
+            return _error_reply(_NO_INTEGRATION, exchange)
+        email = query.get("email", "")
+        jobs = {job for job in query.get("job_ids", "").split(",") if job}
+        found = [(job, a) for job, a in self._state.find(self.name, integration_id, email) if not jobs or job in jobs]
+        by_candidate: dict[str, list[tuple[str, Application]]] = {}
+        for job, application in found:
+            by_candidate.setdefault(application.candidate_id, []).append((job, application))
+        results = [_listed_candidate(email, held) for held in by_candidate.values()]
+        body = {"status": "success", "data": {"next": None, "results": results}}
+        return Reply(200, json.dumps(body).encode(), _JSON)  # reads hold no action slot: no Concurrency-* headers
 
     def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
         """Kombo names the job in the path."""
@@ -332,3 +364,50 @@ def _text(fields: Mapping[str, Any], name: str) -> str | None:
     """The field if the client sent a non-empty string, else ``None``."""
     value = fields.get(name)
     return value if isinstance(value, str) and value else None
+
+
+def _listed_candidate(email: str, held: list[tuple[str, Application]]) -> dict[str, Any]:
+    """One candidate of ``GET /ats/candidates`` with its applications (``GetAtsCandidatesPositiveResponse``)."""
+    first = held[0][1]
+    created = _timestamp(first.created_at)
+    return {
+        "id": first.candidate_id,
+        "remote_id": first.remote_id,
+        "first_name": first.first_name,
+        "last_name": first.last_name,
+        "company": None,
+        "title": None,
+        "confidential": False,
+        "source": "applyq sandbox",
+        "phone_numbers": [],
+        "email_addresses": [{"email_address": email, "type": "PERSONAL"}],
+        "social_media": [],
+        "location": None,
+        "custom_fields": {},
+        "integration_fields": [],
+        "remote_url": f"{_ATS_URL}/candidates/{first.remote_id}",
+        "remote_created_at": created,
+        "remote_updated_at": created,
+        "remote_data": None,
+        "changed_at": created,
+        "remote_deleted_at": None,
+        "applications": [_listed_application(job, application) for job, application in held],
+        "tags": [],
+    }
+
+
+def _listed_application(job_id: str, application: Application) -> dict[str, Any]:
+    created = _timestamp(application.created_at)
+    return {
+        "id": application.id,
+        "remote_id": application.remote_id,
+        "outcome": "PENDING",
+        "rejection_reason_name": None,
+        "rejected_at": None,
+        "remote_url": f"{_ATS_URL}/applications/{application.remote_id}",
+        "changed_at": created,
+        "remote_created_at": created,
+        "remote_updated_at": created,
+        "current_stage": {"id": _DEFAULT_STAGE_ID, "name": "Applied", "remote_id": "1", "index": 0},
+        "job": {"id": job_id, "name": f"Sandbox job {job_id}", "remote_id": job_id.removeprefix("remote:")},
+    }

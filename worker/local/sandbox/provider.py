@@ -55,6 +55,8 @@ class Provider(Protocol):
     name: str
     #: Starlette path templates of the create-application endpoint.
     paths: tuple[str, ...]
+    #: Starlette path templates of the GET endpoints ``read`` answers (lookups, accounts).
+    read_paths: tuple[str, ...]
 
     def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
         """The job the request applies to, from the path or the body, if it names one."""
@@ -76,3 +78,11 @@ class Provider(Protocol):
         exchange: Exchange,
     ) -> Reply:
         """The provider's answer for a scripted behaviour (``application`` is set once created)."""
+
+    def detects_duplicates(self, submission: Submission) -> bool:
+        """Whether a second creation of the same application is refused as "already exists"."""
+
+    def read(
+        self, path: str, headers: Mapping[str, str], path_params: Mapping[str, str], query: Mapping[str, str]
+    ) -> Reply:
+        """The answer of the read endpoint ``path`` (one of ``read_paths``)."""

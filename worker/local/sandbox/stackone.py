@@ -29,7 +29,7 @@ from typing import Any
 from worker.local.sandbox.config import SandboxConfig
 from worker.local.sandbox.provider import Exchange, Reply, Submission
 from worker.local.sandbox.scenarios import Behaviour, Outcome
-from worker.local.sandbox.state import Application
+from worker.local.sandbox.state import Application, SandboxState
 
 __all__ = ["StackOneProvider"]
 
@@ -90,10 +90,38 @@ class StackOneProvider:
 
     name: str = "stackone"
     paths: tuple[str, ...] = ("/unified/ats/applications",)
+    #: The reads a lookup uses, and the account API that names an account's ATS.
+    read_paths: tuple[str, ...] = ("/unified/ats/candidates", "/unified/ats/applications/{id}", "/accounts/{id}")
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, state: SandboxState) -> None:
         self._credentials = base64.b64encode(f"{config.stackone_api_key}:".encode()).decode()
         self._retry_after_s = config.retry_after_s
+        self._state = state
+
+    def detects_duplicates(self, submission: Submission) -> bool:
+        """Never: StackOne's create "attempts to create a new candidate" (its spec), whatever exists already."""
+        return False
+
+    def read(
+        self, path: str, headers: Mapping[str, str], path_params: Mapping[str, str], query: Mapping[str, str]
+    ) -> Reply:
+        """The candidates by email, one application, or one linked account, as StackOne's API shapes them."""
+        if not self.is_authorized(headers):
+            return self._error_reply(_UNAUTHENTICATED)
+        if path == "/accounts/{id}":
+            return _json_reply(200, _account(path_params["id"]))
+        account_id = self.integration_id(headers)
+        if account_id is None:
+            return self._error_reply(_Error(400, "The x-account-id header is required.", _VALIDATION))
+        if path == "/unified/ats/candidates":
+            email = query.get("filter[email]", "")
+            found = self._state.find(self.name, account_id, email)
+            return _json_reply(200, {"data": [_listed_candidate(a, email) for _, a in found]})  # no "next": one page
+        held = self._state.application(self.name, path_params["id"])
+        if held is None or held[0][1] != account_id:
+            return self._error_reply(_Error(404, "Record not found."))
+        (_, _, job_id, _), application = held
+        return _json_reply(200, {"data": _application(job_id, application)})
 
     def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
         """StackOne names the job in the body (``job_id``)."""
@@ -223,3 +251,62 @@ def _json_reply(status: int, body: Mapping[str, Any], headers: Mapping[str, str]
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: ATS names the sandbox's account API recognises in an account id (``acc-greenhouse-1`` → Greenhouse).
+KNOWN_ATS = ("greenhouse", "lever", "teamtailor", "workable", "smartrecruiters", "bamboohr", "ashby", "workday")
+#: What an account id naming no known ATS is linked to: an ATS without quirks.
+DEFAULT_ATS = "workable"
+
+
+def account_ats(account_id: str) -> str:
+    """The ATS the sandbox links an account to: the first known ATS name among the id's parts."""
+    parts = account_id.lower().replace("_", "-").split("-")
+    return next((part for part in parts if part in KNOWN_ATS), DEFAULT_ATS)
+
+
+def _account(account_id: str) -> dict[str, Any]:
+    """A ``LinkedAccount`` (``GET /accounts/{id}``)."""
+    now = _now()
+    return {
+        "id": account_id,
+        "provider": account_ats(account_id),
+        "provider_name": account_ats(account_id).title(),
+        "status": "active",
+        "status_reasons": [],
+        "origin_owner_id": f"owner-{account_id}",
+        "origin_owner_name": "Sandbox customer",
+        "origin_username": None,
+        "label": None,
+        "type": "test",
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _listed_candidate(application: Application, email: str) -> dict[str, Any]:
+    """One candidate of ``GET /unified/ats/candidates``: a new candidate per creation (no duplicate check)."""
+    return {
+        "id": application.candidate_id,
+        "remote_id": application.remote_id,
+        "first_name": application.first_name,
+        "last_name": application.last_name,
+        "email": email,
+        "emails": [{"type": "personal", "value": email}],
+        "application_ids": [application.id],
+        "remote_application_ids": [application.remote_id],
+        "created_at": application.created_at.isoformat(),
+    }
+
+
+def _application(job_id: str, application: Application) -> dict[str, Any]:
+    """One application of ``GET /unified/ats/applications/{id}``."""
+    return {
+        "id": application.id,
+        "remote_id": application.remote_id,
+        "candidate_id": application.candidate_id,
+        "remote_candidate_id": application.remote_id,
+        "job_id": job_id,
+        "remote_job_id": job_id,
+        "created_at": application.created_at.isoformat(),
+    }

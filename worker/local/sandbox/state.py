@@ -58,6 +58,8 @@ class Application:
     remote_id: str
     candidate_id: str
     created_at: datetime
+    first_name: str = ""
+    last_name: str = ""
 
 
 @dataclass
@@ -93,6 +95,8 @@ class SandboxState:
             self._rng = random.Random(self._seed)
             self._attempts: Counter[ApplicationKey] = Counter()
             self._applications: dict[ApplicationKey, Application] = {}
+            #: every application created, duplicates included, by key (what the read endpoints list)
+            self._held: dict[ApplicationKey, list[Application]] = {}
             self._idempotent: dict[tuple[str, str], Any] = {}
             self._creations: Counter[ApplicationKey] = Counter()
             self._created = 0
@@ -114,7 +118,9 @@ class SandboxState:
             self._attempts[key] += 1
             return Attempt(self._attempts[key], key in self._applications)
 
-    def create(self, key: ApplicationKey, *, allow_duplicate: bool) -> Application | None:
+    def create(
+        self, key: ApplicationKey, *, allow_duplicate: bool, person: tuple[str, str] = ("", "")
+    ) -> Application | None:
         """Store a new application at ``key``; ``None`` if one exists and duplicates are refused."""
         with self._lock:
             exists = key in self._applications
@@ -123,9 +129,29 @@ class SandboxState:
             self._created += 1
             self._duplicates += exists
             self._creations[key] += 1
-            application = Application(self._token(), str(self._created), self._token(), datetime.now(UTC))
+            application = Application(self._token(), str(self._created), self._token(), datetime.now(UTC), *person)
             self._applications[key] = application
+            self._held.setdefault(key, []).append(application)
             return application
+
+    def find(self, provider: str, integration_id: str, email: str) -> list[tuple[str, Application]]:
+        """Every application of the candidate with this email at any job of the integration: (job id, application)."""
+        with self._lock:
+            return [
+                (job, application)
+                for (p, i, job, e), held in self._held.items()
+                if (p, i, e) == (provider, integration_id, email.lower())
+                for application in held
+            ]
+
+    def application(self, provider: str, application_id: str) -> tuple[ApplicationKey, Application] | None:
+        """An application by its id, with its key."""
+        with self._lock:
+            for key, held in self._held.items():
+                for application in held:
+                    if key[0] == provider and application.id == application_id:
+                        return key, application
+            return None
 
     @contextmanager
     def in_flight(self, provider: str, integration_id: str) -> Iterator[int]:
