@@ -137,6 +137,11 @@ class Stack:
         response = httpx.get(f"{self.sandbox_url}/_sandbox/requests", params={"job_id": job_id})
         return list(response.json())
 
+    def sandbox_creations(self, job_id: str) -> int:
+        """How many times the sandbox created an application at this job (more than one: a duplicate)."""
+        held = httpx.get(f"{self.sandbox_url}/_sandbox/applications").json()
+        return sum(int(a["creations"]) for a in held if a["job_id"] == job_id)
+
 
 def stack_env(pg_url: str, redis_url: str, sandbox_url: str) -> dict[str, str]:
     """The environment of every applyq process of one stack: all providers point at the sandbox."""

@@ -120,15 +120,37 @@ def test_parked_for_a_human(stack: Stack, job: str, email: str | None, code: str
         assert details == {"details": [{"field": "email", "message": f"{email} is not a deliverable address"}]}
 
 
-@pytest.mark.parametrize(
-    ("job", "code", "reason"),
-    [("closed--job", "NOT_FOUND", "job_not_found"), ("applied--job", "DUPLICATE_CANDIDATE", "already_applied")],
-)
-def test_terminal_outcomes(stack: Stack, job: str, code: str, reason: str) -> None:
-    status = run(stack, celper_submission(job))
+def test_already_applied_is_terminal(stack: Stack) -> None:
+    status = run(stack, celper_submission("applied--job"))
 
-    assert (status["status"], status["outcome_code"], status["outcome_reason"]) == ("terminal", code, reason)
+    assert (status["status"], status["outcome_code"], status["outcome_reason"]) == (
+        "terminal",
+        "DUPLICATE_CANDIDATE",
+        "already_applied",
+    )
     assert decisions(status) == ["terminal"]
+
+
+def test_an_unknown_job_position_parks_for_a_fix(stack: Stack) -> None:
+    # Celper: "Verify the ID and that jobPositionId is correct": fixable with requeue --set job_id=…
+    status = run(stack, celper_submission("closed--job"))
+    outcome = (status["status"], status["outcome_code"], status["outcome_reason"])
+    assert outcome == ("parked", "NOT_FOUND", "job_not_found")
+
+
+def test_a_validation_error_fixed_by_requeue_set_succeeds_on_the_first_requeue(stack: Stack) -> None:
+    payload = celper_submission("ok--job")
+    payload["candidate"]["email"] = "ada@invalid.example"
+    status = run(stack, payload)
+    assert (status["status"], status["outcome_code"]) == ("parked", "VALIDATION_ERROR")
+
+    stack.cli("requeue", status["id"], "--set", "candidate.email=ada.fixed@example.com")
+    stack.wait_final(status["id"])
+    after = stack.status(status["id"])
+
+    assert (after["status"], after["outcome_reason"]) == ("succeeded", "created")
+    first, second = stack.sandbox_requests(payload["job_id"])
+    assert first["headers"]["idempotency-key"] != second["headers"]["idempotency-key"]
 
 
 def test_no_celper_key_in_the_database_or_the_logs(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -57,10 +58,17 @@ def test_a_hang_past_the_client_timeout_is_retried(stack: Stack) -> None:
     assert (first["error_code"], first["unknown_outcome"]) == ("TRANSPORT.TIMEOUT", True)
 
 
-def test_a_timeout_that_landed_is_reconciled_not_terminal(stack: Stack) -> None:
+def test_a_timeout_that_landed_is_found_by_a_lookup_not_sent_again(stack: Stack) -> None:
     status = run(stack, "slowcreate1--job")
     assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
-    assert status["attempts"][-1]["error_code"] == "ATS.APPLICATION_ALREADY_EXISTS"
+    assert [(a["kind"], a["reason"]) for a in status["attempts"]] == [("send", "timeout"), ("lookup", "reconciled")]
+
+
+def test_behind_an_ats_without_a_duplicate_check_a_landed_timeout_is_created_once(stack: Stack) -> None:
+    # "nodupe:" integrations stand for an ATS that would accept the same application twice
+    status = run(stack, "slowcreate1--job", integration_id=f"nodupe:{uuid.uuid4().hex[:8]}")
+    assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
+    assert stack.sandbox_creations(status["job_id"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -69,7 +77,7 @@ def test_a_timeout_that_landed_is_reconciled_not_terminal(stack: Stack) -> None:
         ("ok--job", "ada@invalid.example", "REMOTE.INPUT_INVALID", "invalid_input"),
         ("permission--job", None, "INTEGRATION.PERMISSION_MISSING", "permission_missing"),
         ("unknowncode--job", None, "ATS.SOMETHING_NEW", "unknown_code"),
-        ("ratelimit99--job", None, "PLATFORM.RATE_LIMIT_EXCEEDED", "retries_exhausted"),
+        ("unavailable99--job", None, "REMOTE.SERVICE_UNAVAILABLE", "retries_exhausted"),
     ],
 )
 def test_parked_for_a_human(stack: Stack, job: str, email: str | None, code: str, reason: str) -> None:

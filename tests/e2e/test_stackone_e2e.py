@@ -79,12 +79,36 @@ def test_the_ats_503_behind_a_bad_gateway_is_retried_until_success(stack: Stack)
     assert {a["reason"] for a in status["attempts"][:2]} == {"unavailable"}
 
 
-def test_a_408_after_the_write_landed_is_reconciled_by_the_409(stack: Stack) -> None:
-    status = run(stack, stackone_submission("timedout1--job"))
+def test_a_408_after_the_write_landed_is_found_by_a_lookup_not_sent_twice(stack: Stack) -> None:
+    payload = stackone_submission("timedout1--job")
+    status = run(stack, payload)
 
     assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
-    assert [a["error_code"] for a in status["attempts"]] == ["HTTP_408", "HTTP_409"]
+    assert [(a["kind"], a["error_code"]) for a in status["attempts"]] == [("send", "HTTP_408"), ("lookup", None)]
     assert status["attempts"][0]["unknown_outcome"] is True
+    # StackOne has no duplicate check: one POST, one application
+    assert [r["method"] for r in stack.sandbox_requests(payload["job_id"])] == ["POST"]
+    assert stack.sandbox_creations(payload["job_id"]) == 1
+
+
+def test_a_create_that_outlasts_the_client_timeout_is_created_exactly_once(stack: Stack) -> None:
+    payload = stackone_submission("slowcreate1--job")
+    status = run(stack, payload)
+
+    assert (status["status"], status["outcome_reason"]) == ("succeeded", "reconciled")
+    assert [(a["kind"], a["error_code"]) for a in status["attempts"]] == [
+        ("send", "TRANSPORT.TIMEOUT"),
+        ("lookup", None),
+    ]
+    assert stack.sandbox_creations(payload["job_id"]) == 1
+
+
+def test_an_old_prefixed_account_id_is_sent_bare(stack: Stack) -> None:
+    legacy = stackone_submission("ok--job", "acc")
+    legacy["integration_id"] = "greenhouse:" + legacy["integration_id"]
+    assert run(stack, legacy)["status"] == "succeeded"
+    [request] = stack.sandbox_requests(legacy["job_id"])
+    assert request["headers"]["x-account-id"] == legacy["integration_id"].removeprefix("greenhouse:")
 
 
 @pytest.mark.parametrize(
@@ -92,8 +116,9 @@ def test_a_408_after_the_write_landed_is_reconciled_by_the_409(stack: Stack) -> 
     [
         ("badinput--job", "acc", "HTTP_400", "invalid_input", "provider_errors"),
         ("reauth--job", "acc", "HTTP_401", "reauthentication_required", "re-authenticate"),
-        ("permission--job", "lever:acc", "HTTP_403", "account_settings", "Lever super admin"),
-        ("unknowncode--job", "teamtailor:acc", "HTTP_501", "permission_missing", "Teamtailor"),
+        # the sandbox's account API links "acc-lever-…" to Lever and "acc-teamtailor-…" to Teamtailor
+        ("permission--job", "acc-lever", "HTTP_403", "account_settings", "Lever super admin"),
+        ("unknowncode--job", "acc-teamtailor", "HTTP_501", "permission_missing", "Teamtailor"),
     ],
 )
 def test_parked_for_a_human_with_what_to_do(
@@ -119,11 +144,12 @@ def test_provider_errors_are_kept_on_the_attempt(stack: Stack) -> None:
     assert ats_error["status"] == 422 and "email" in ats_error["raw"]["message"]
 
 
-def test_already_exists_is_terminal(stack: Stack) -> None:
+def test_a_409_parks_as_a_conflict_and_a_requeue_looks_it_up(stack: Stack) -> None:
+    # StackOne documents 409 as "already exists" and as "conflicts with the current state": not "already applied"
     status = run(stack, stackone_submission("applied--job"))
 
-    assert (status["status"], status["outcome_code"], decisions(status)) == ("terminal", "HTTP_409", ["terminal"])
-    assert status["remediation"]
+    assert (status["status"], status["outcome_code"], status["outcome_reason"]) == ("parked", "HTTP_409", "conflict")
+    assert "looks the application up" in status["remediation"]
 
 
 def test_no_stackone_key_in_the_database_or_the_logs(stack: Stack) -> None:

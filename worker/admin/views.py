@@ -46,6 +46,7 @@ def attempt_json(row: Attempt) -> dict[str, Any]:
     """One attempt of the history."""
     return {
         "number": row.number,
+        "kind": row.kind,
         "started_at": _iso(row.started_at),
         "finished_at": _iso(row.finished_at),
         "latency_ms": round(row.latency_ms, 1) if row.latency_ms is not None else None,

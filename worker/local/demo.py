@@ -43,7 +43,7 @@ class Scripted:
     reason: str | None = None
     email_domain: str = "example.com"
     provider: Provider = Provider.KOMBO
-    #: StackOne account; a prefix names the ATS (``lever:``) for its quirks. Each Kombo application gets an
+    #: StackOne account (its ATS comes from the account API). Each Kombo application gets an
     #: integration of its own (like different employers): scripted 429s and outages then cool down or trip
     #: the circuit breaker of that one integration only, as a real outage of one ATS would.
     integration_id: str | None = None
@@ -75,7 +75,7 @@ SCRIPT: tuple[Scripted, ...] = (
     Scripted("permission", 3, P, "INTEGRATION.PERMISSION_MISSING", "permission_missing"),
     Scripted("reauth", 1, P, "INTEGRATION.AUTHENTICATION_INVALID", "reauthentication_required"),
     Scripted("unknowncode", 2, P, "ATS.SOMETHING_NEW", "unknown_code"),
-    Scripted("ratelimit99", 1, P, "PLATFORM.RATE_LIMIT_EXCEEDED", "retries_exhausted"),
+    Scripted("unavailable99", 1, P, "REMOTE.SERVICE_UNAVAILABLE", "retries_exhausted"),
     Scripted("closed", 3, T, "ATS.JOB_CLOSED", "job_closed"),
     Scripted("applied", 3, T, "ATS.APPLICATION_ALREADY_EXISTS", "already_applied"),
     *(
@@ -90,9 +90,10 @@ SCRIPT: tuple[Scripted, ...] = (
             ("demo-account", Scripted("badinput", 1, P, "HTTP_400", "invalid_input")),
             ("demo-account", Scripted("ok", 1, P, "HTTP_422", "invalid_input", email_domain="invalid.example")),
             ("demo-account", Scripted("reauth", 1, P, "HTTP_401", "reauthentication_required")),
-            ("lever:demo-account", Scripted("permission", 1, P, "HTTP_403", "account_settings")),
-            ("teamtailor:demo-account", Scripted("unknowncode", 1, P, "HTTP_501", "permission_missing")),
-            ("demo-account", Scripted("applied", 2, T, "HTTP_409", "already_applied")),
+            # the sandbox's account API links these accounts to Lever and Teamtailor, for their quirks
+            ("demo-lever-account", Scripted("permission", 1, P, "HTTP_403", "account_settings")),
+            ("demo-teamtailor-account", Scripted("unknowncode", 1, P, "HTTP_501", "permission_missing")),
+            ("demo-account", Scripted("applied", 2, P, "HTTP_409", "conflict")),
         )
     ),
     *(
@@ -107,7 +108,7 @@ SCRIPT: tuple[Scripted, ...] = (
             Scripted("ok", 1, P, "VALIDATION_ERROR", "invalid_input", email_domain="invalid.example"),
             Scripted("permission", 1, P, "SCOPE_INSUFFICIENT", "configuration"),
             Scripted("unknowncode", 1, P, "CANDIDATE_LOCKED", "unknown_code"),
-            Scripted("closed", 1, T, "NOT_FOUND", "job_not_found"),
+            Scripted("closed", 1, P, "NOT_FOUND", "job_not_found"),
             Scripted("applied", 2, T, "DUPLICATE_CANDIDATE", "already_applied"),
         )
     ),

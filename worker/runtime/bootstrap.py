@@ -11,6 +11,7 @@ from worker.db.heartbeats import Heartbeater
 from worker.providers import build_adapters
 from worker.runtime.broker import resolve_broker_url
 from worker.runtime.pipeline import Runtime
+from worker.states import Provider
 from worker.traffic.limiter import RedisLimiter, redis_client
 from worker.traffic.signals import Traffic
 
@@ -40,4 +41,8 @@ def build_runtime(
 def build_traffic(settings: Settings, broker_url: str | None) -> Traffic:
     """The Redis limiter with the configured limits."""
     client = redis_client(broker_url or resolve_broker_url(settings))
-    return Traffic(RedisLimiter(client), settings.limit_specs, settings.celper_api_key.get_secret_value())
+    api_keys = {
+        Provider.STACKONE: settings.stackone_api_key.get_secret_value(),
+        Provider.CELPER: settings.celper_api_key.get_secret_value(),
+    }
+    return Traffic(RedisLimiter(client), settings.limit_specs, api_keys)

@@ -28,10 +28,20 @@ VENDOR_DEFAULTS: Mapping[Provider, LimitSpec] = {
 }
 
 
-def limit_key(provider: Provider, integration_id: str | None, celper_api_key: str = "") -> str:
-    """Whose limit a submission counts against: the integration, or the Celper company (its API key)."""
-    if provider is Provider.CELPER:
-        return "celper:" + hashlib.sha256(celper_api_key.encode()).hexdigest()[:12]
+def limit_key(provider: Provider, integration_id: str | None, api_key: str = "") -> str:
+    """Whose limit a submission counts against, as each vendor counts it.
+
+    * StackOne: the API key, across all its accounts ("Each API key is limited to a maximum of 1000 requests per
+      minute", docs.stackone.com/guides/rate-limiting); a 429 cools the whole key.
+    * Celper: the company, i.e. its API key ("per-company rate limits", docs.celper.ai/concepts/rate-limiting).
+    * Kombo: the integration, whose concurrency Kombo caps ("per integration", Kombo's concurrency-limiting
+      guide). Kombo's rate limit covers "all API requests" without a published scope; applyq learns it per
+      integration (an open issue: a key-wide cooldown on ``PLATFORM.RATE_LIMIT_EXCEEDED``).
+
+    The keys name the API key by a short hash, never the key itself.
+    """
+    if provider in (Provider.CELPER, Provider.STACKONE):
+        return f"{provider.value}:key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
     return f"{provider.value}:{integration_id}"
 
 

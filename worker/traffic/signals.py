@@ -21,11 +21,12 @@ class Traffic:
 
     limiter: Limiter = field(default_factory=Unlimited)
     configured: Mapping[str, LimitSpec] = field(default_factory=dict)
-    celper_api_key: str = ""
+    #: the API keys whose limits are key-wide (StackOne, Celper), to name their limit keys
+    api_keys: Mapping[Provider, str] = field(default_factory=dict)
 
     def key(self, provider: Provider, integration_id: str | None) -> str:
         """The limit key of a submission."""
-        return limit_key(provider, integration_id, self.celper_api_key)
+        return limit_key(provider, integration_id, self.api_keys.get(provider, ""))
 
     def spec(self, key: str) -> LimitSpec:
         """The limits that apply to a key."""

@@ -51,6 +51,13 @@ def test_celper_limits_are_per_api_key_and_never_show_it() -> None:
     assert limit_key(Provider.KOMBO, "greenhouse:1") == "kombo:greenhouse:1"
 
 
+def test_stackone_limits_are_per_api_key_across_its_accounts() -> None:
+    # StackOne: "Each API key is limited to a maximum of 1000 requests per minute"
+    one, other = limit_key(Provider.STACKONE, "acc-1", "so-key"), limit_key(Provider.STACKONE, "acc-2", "so-key")
+    assert one == other and one.startswith("stackone:key-") and "so-key" not in one
+    assert resolve_spec(one, {}).rate_per_s == 1000 / 60
+
+
 def test_the_setting_is_validated_when_read() -> None:
     from pydantic import ValidationError
 
