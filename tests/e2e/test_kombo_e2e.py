@@ -51,9 +51,13 @@ def test_outages_are_retried_until_success(stack: Stack, scenario: str) -> None:
     assert set(decisions(status)[:-1]) == {"retry"}
 
 
-def test_a_hang_past_the_client_timeout_is_retried(stack: Stack) -> None:
+def test_a_hang_past_the_client_timeout_is_looked_up_then_sent_again(stack: Stack) -> None:
     status = run(stack, "hang1--job")
-    assert (status["status"], decisions(status)) == ("succeeded", ["retry", "success"])
+    kinds = [(a["kind"], a["decision"], a["reason"]) for a in status["attempts"]]
+    assert (status["status"], kinds) == (
+        "succeeded",
+        [("send", "retry", "timeout"), ("lookup", "retry", "not_created"), ("send", "success", "created")],
+    )
     first = status["attempts"][0]
     assert (first["error_code"], first["unknown_outcome"]) == ("TRANSPORT.TIMEOUT", True)
 
