@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     backoff_base_s: float = Field(default=2.0, gt=0)
     #: The longest backoff between two attempts.
     backoff_max_s: float = Field(default=600.0, gt=0)
+    #: A configuration error of a provider key (revoked key, IP not allow-listed) holds the key: one probe per
+    #: this many seconds until it is fixed (or ``applyq resume --provider P``); nothing is parked meanwhile.
+    hold_probe_s: float = Field(default=300.0, gt=0)
     #: Wait before retrying ``INTEGRATION.SETUP_SYNC_PENDING``: initial syncs take hours.
     sync_pending_delay_s: float = Field(default=3600.0, ge=0)
     #: Attempts in one retry window before a retryable failure parks as ``retries_exhausted``.

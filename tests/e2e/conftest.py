@@ -45,6 +45,8 @@ WORKER_ENV = {
     "APPLYQ_SYNC_PENDING_DELAY_S": "1",
     "APPLYQ_MAX_ATTEMPTS": "4",
     "APPLYQ_LEASE_MARGIN_S": "2",
+    # a held provider key (a configuration error) is probed every few seconds, not every five minutes
+    "APPLYQ_HOLD_PROBE_S": "3",
     "APPLYQ_DISPATCH_INTERVAL_S": "0.1",
     "APPLYQ_REPUBLISH_AFTER_S": "5",
     "APPLYQ_WORKER_CONCURRENCY": "8",

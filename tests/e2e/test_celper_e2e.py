@@ -100,7 +100,6 @@ def test_a_failed_answer_after_the_import_landed_is_reconciled(stack: Stack) -> 
 @pytest.mark.parametrize(
     ("job", "email", "code", "reason"),
     [
-        ("permission--job", None, "SCOPE_INSUFFICIENT", "configuration"),
         ("unknowncode--job", None, "CANDIDATE_LOCKED", "unknown_code"),
         ("ok--job", "ada@invalid.example", "VALIDATION_ERROR", "invalid_input"),
     ],
@@ -154,7 +153,7 @@ def test_a_validation_error_fixed_by_requeue_set_succeeds_on_the_first_requeue(s
 
 
 def test_no_celper_key_in_the_database_or_the_logs(stack: Stack) -> None:
-    stack.wait_final(stack.submit(celper_submission("permission--job")), timeout_s=60)
+    stack.wait_final(stack.submit(celper_submission("badinput--job")), timeout_s=60)
     with stack.sessions() as session:
         dump = " ".join(
             str(row)

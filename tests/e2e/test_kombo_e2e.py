@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 
-from tests.e2e.conftest import KOMBO_KEY, SANDBOX_RETRY_AFTER_S, Stack, kombo_submission
-from worker.db.models import Submission
+from tests.e2e.conftest import KOMBO_KEY, SANDBOX_RETRY_AFTER_S, Stack, fresh_database, kombo_submission, start_stack
+from worker.db.models import Attempt, Submission
 
 pytestmark = pytest.mark.e2e
 
@@ -157,3 +163,58 @@ def test_the_worker_logs_one_json_line_per_state_change(stack: Stack) -> None:
     lines = [json.loads(x) for x in worker_log.splitlines() if submission_id in x]
     assert [(x["level"], x["code"]) for x in lines] == [("ERROR", "ATS.JOB_CLOSED")]
     assert "Ada" not in worker_log
+
+
+#: A Redis of its own: a held key lives in the broker's Redis, and the session stack must not be held with it.
+HELD_REDIS = os.environ.get("APPLYQ_TEST_HELD_REDIS_URL", "redis://127.0.0.1:6379/10")
+
+
+@pytest.fixture
+def held_stack(tmp_path: Path) -> Iterator[Stack]:
+    redis.Redis.from_url(HELD_REDIS).flushdb()
+    with fresh_database() as pg_url, start_stack(pg_url, HELD_REDIS, tmp_path, with_worker=False) as stack:
+        stack.env["APPLYQ_HOLD_PROBE_S"] = "600"  # in this test only `applyq resume` releases the key
+        stack.start_worker()
+        yield stack
+
+
+def test_a_revoked_key_holds_its_submissions_and_resume_delivers_them_all(held_stack: Stack) -> None:
+    stack = held_stack
+    httpx.post(f"{stack.sandbox_url}/_sandbox/keys/kombo/revoke").raise_for_status()
+    payloads = [kombo_submission("ok--job", integration_id=f"greenhouse:held-{n % 5}") for n in range(100)]
+    ids = stack.submit_many(payloads)
+
+    # every submission is looked at once and then waits for the next probe, ten minutes away
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with stack.sessions() as session:
+            waiting = session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Submission)
+                .where(Submission.id.in_(ids), Submission.next_attempt_at > sa.func.now() + sa.text("interval '60 s'"))
+            )
+        if waiting == len(ids):
+            break
+        time.sleep(0.5)
+    with stack.sessions() as session:
+        statuses = dict(
+            session.execute(
+                sa.select(Submission.status, sa.func.count()).where(Submission.id.in_(ids)).group_by(Submission.status)
+            ).all()
+        )
+        burnt = session.scalar(sa.select(sa.func.count()).select_from(Attempt).where(Attempt.submission_id.in_(ids)))
+    assert waiting == len(ids) and "parked" not in statuses, statuses
+    # only the calls already under way when the first refusal came back were made (one batch at most)
+    assert burnt is not None and burnt <= 16, burnt
+    limits = stack.cli("limits", "--json")
+    assert any(row["breaker"].startswith("held") for row in json.loads(limits.stdout)), limits.stdout
+
+    httpx.post(f"{stack.sandbox_url}/_sandbox/keys/kombo/restore").raise_for_status()
+    resumed = stack.cli("resume", "--provider", "kombo", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(json.loads(resumed.stdout)["resumed"]) == len(ids)
+    stack.wait_final(*ids, timeout_s=90)
+    with stack.sessions() as session:
+        final = session.scalars(sa.select(Submission.status).where(Submission.id.in_(ids))).all()
+    assert set(final) == {"succeeded"}
+    print(f"\nrevoked key: {burnt} attempts burnt for {len(ids)} held submissions, 0 parked")

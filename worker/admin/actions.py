@@ -24,7 +24,7 @@ from worker.db.models import AuditEvent, Submission
 from worker.db.submissions import find_submission, provider_idempotency_key
 from worker.errors import InvalidSubmission
 from worker.schemas import SubmissionIn
-from worker.states import CANCELLABLE_STATUSES, Reason, Status, values
+from worker.states import CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, Reason, Status, values
 
 __all__ = [
     "CANCELLABLE",
@@ -36,6 +36,7 @@ __all__ = [
     "record_audit",
     "requeue",
     "requeue_matching",
+    "resume_held",
 ]
 
 log = logging.getLogger("applyq.admin")
@@ -142,6 +143,32 @@ def requeue_matching(
     if on_selected is not None:
         on_selected(len(ids))
     return requeue(session, ids, actor=actor, now=now, note=note, dry_run=dry_run, progress=progress)
+
+
+def resume_held(session: Session, provider: str, *, actor: str, now: datetime) -> list[str]:
+    """Make every waiting submission of ``provider`` due now; their ids.
+
+    A held key's submissions were never parked: the ones that met the error wait as ``retry_scheduled``
+    (reason ``configuration``), the others were deferred by traffic control, both until the next probe.
+    Once the operator fixed the key they need not wait for it; any other wait (a rate, a cooldown) is simply
+    imposed again by traffic control when they come due.
+    """
+    waiting = sa.select(Submission.id).where(
+        Submission.provider == provider,
+        Submission.status.in_(values(CLAIMABLE_STATUSES)),
+        Submission.next_attempt_at > now,
+    )
+    ids = list(session.scalars(waiting))
+    if ids:
+        session.execute(
+            sa.update(Submission)
+            .where(Submission.id.in_(ids), Submission.status.in_(values(CLAIMABLE_STATUSES)))
+            .values(next_attempt_at=now, published_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+    log.info("held submissions resumed", extra={"provider": provider, "actor": actor, "count": len(ids)})
+    return ids
 
 
 def _plan_requeue(session: Session, key: str, edits: Sequence[Edit], now: datetime) -> _Planned | ActionResult:

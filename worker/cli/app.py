@@ -43,6 +43,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("show", operate.show),
     ("requeue", operate.requeue),
     ("cancel", operate.cancel),
+    ("resume", operate.resume),
     ("stats", operate.stats),
     ("purge", operate.purge),
     ("flower", run.flower),

@@ -45,7 +45,7 @@ from worker.states import Provider
 from worker.traffic.limiter import RedisLimiter, redis_client
 from worker.traffic.limits import describe_limits
 
-__all__ = ["cancel", "health", "limits", "parked_app", "purge", "requeue", "show", "stats"]
+__all__ = ["cancel", "health", "limits", "parked_app", "purge", "requeue", "resume", "show", "stats"]
 
 parked_app = typer.Typer(help="What needs a human: parked submissions.", no_args_is_help=True)
 
@@ -193,6 +193,25 @@ def cancel(
     _finish(results, as_json)
 
 
+def resume(
+    provider: Annotated[Provider, typer.Option(help="The provider whose configuration was fixed.")],
+    actor: ActorOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a provider key held after a configuration error (revoked key, IP not allow-listed), now.
+
+    Without it, the next probe (every APPLYQ_HOLD_PROBE_S) releases the key once the provider accepts it.
+    """
+    settings = _logging(load_settings())
+    keys = RedisLimiter(redis_client(resolve_broker_url(settings))).release(provider.value)
+    with sessions(settings)() as session:
+        ids = actions.resume_held(session, provider.value, actor=actor or default_actor(), now=utcnow())
+    if as_json:
+        print_json({"provider": provider.value, "limit_keys": keys, "resumed": ids})
+    else:
+        Console().print(f"released {len(keys)} limit key(s) of {provider.value}; {len(ids)} held submission(s) due now")
+
+
 def stats(
     since: Annotated[str | None, typer.Option(help="Only submissions created since (2h, 7d, ISO time).")] = None,
     as_json: JsonOpt = False,
@@ -268,7 +287,7 @@ def limits(as_json: JsonOpt = False) -> None:
 def _limits(settings: Settings) -> list[dict[str, Any]]:
     """Traffic-control state per limit key: configured limits, adaptive rate, cooldown, breaker, in flight."""
     limiter = RedisLimiter(redis_client(resolve_broker_url(settings)))
-    return describe_limits(limiter.snapshot(), settings.limit_specs)
+    return describe_limits(limiter.snapshot(), settings.limit_specs, limiter.holds())
 
 
 def _limits_or_none(settings: Settings) -> list[dict[str, Any]] | None:

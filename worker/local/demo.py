@@ -48,10 +48,14 @@ class Scripted:
     #: the circuit breaker of that one integration only, as a real outage of one ATS would.
     integration_id: str | None = None
 
-    def integration(self, n: int) -> str | None:
-        """The integration id the demo's ``n``-th application submits with."""
+    def integration(self, n: int, run_id: str) -> str | None:
+        """The integration id the demo's ``n``-th application submits with.
+
+        Kombo's are new in every run: the embedded Redis keeps traffic state (an open circuit breaker) between
+        runs, and an earlier run's outage must not slow this one down.
+        """
         if self.provider is Provider.KOMBO:
-            return self.integration_id or f"greenhouse:demo-{n}"
+            return self.integration_id or f"greenhouse:demo-{run_id}-{n}"
         return self.integration_id
 
 
@@ -106,7 +110,8 @@ SCRIPT: tuple[Scripted, ...] = (
             Scripted("timedout1", 1, S, reason="reconciled"),
             Scripted("unavailable3", 1, P, "INTERNAL_ERROR", "retries_exhausted"),
             Scripted("ok", 1, P, "VALIDATION_ERROR", "invalid_input", email_domain="invalid.example"),
-            Scripted("permission", 1, P, "SCOPE_INSUFFICIENT", "configuration"),
+            # (a key-wide refusal, e.g. SCOPE_INSUFFICIENT, would hold every Celper submission: docs/vendor-rules.md)
+            Scripted("badinput", 1, P, "VALIDATION_ERROR", "invalid_input"),
             Scripted("unknowncode", 1, P, "CANDIDATE_LOCKED", "unknown_code"),
             Scripted("closed", 1, P, "NOT_FOUND", "job_not_found"),
             Scripted("applied", 2, T, "DUPLICATE_CANDIDATE", "already_applied"),
@@ -143,7 +148,7 @@ def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
         submission = SubmissionIn.model_validate(
             {
                 "provider": script.provider.value,
-                "integration_id": script.integration(n),
+                "integration_id": script.integration(n, run_id),
                 "job_id": f"{script.scenario}--job-{n}",
                 "idempotency_key": f"demo-{run_id}-{n}",
                 "candidate": {

@@ -10,6 +10,7 @@ from worker.routing.rules import (
     UNREADABLE_SUCCESS,
     ProviderRoutes,
     Rule,
+    hold,
     park,
     retry,
     terminal,
@@ -27,25 +28,30 @@ _CELPER_STATE = (
 
 #: Every code of Celper's error table (seed 001) plus INTERNAL_ERROR; four conflicts share HTTP 409.
 CELPER_CODES: Mapping[str, Rule] = {
-    "UNAUTHORIZED": park(
-        Reason.CONFIGURATION, f"{_CELPER_KEY} is missing, invalid, revoked or expired: rotate it, then requeue."
+    "UNAUTHORIZED": hold(
+        Reason.CONFIGURATION,
+        f"{_CELPER_KEY} is missing, invalid, revoked or expired: rotate it, then: applyq resume --provider celper",
     ),
-    "IP_NOT_ALLOWED": park(
-        Reason.CONFIGURATION, "Add this host's egress IP to the Celper API key's allow-list, then requeue."
+    "IP_NOT_ALLOWED": hold(
+        Reason.CONFIGURATION,
+        "Add this host's egress IP to the Celper API key's allow-list, then: applyq resume --provider celper",
     ),
-    "SCOPE_INSUFFICIENT": park(
-        Reason.CONFIGURATION, f"{_CELPER_KEY} lacks the 'write:candidates' scope: issue a key with it, then requeue."
+    "SCOPE_INSUFFICIENT": hold(
+        Reason.CONFIGURATION,
+        f"{_CELPER_KEY} lacks the 'write:candidates' scope: issue a key with it, then: applyq resume --provider celper",
     ),
-    "FORBIDDEN": park(
+    "FORBIDDEN": hold(
         Reason.CONFIGURATION,
         f"Celper denied the role, or {_CELPER_KEY}'s creator lost access: issue a new key from an owner or "
-        "admin, then requeue.",
+        "admin, then: applyq resume --provider celper",
     ),
-    "API_DISABLED": park(
-        Reason.CONFIGURATION, "API access is disabled for the company: enable it in the Celper dashboard, then requeue."
+    "API_DISABLED": hold(
+        Reason.CONFIGURATION,
+        "API access is disabled for the company: enable it (Celper dashboard), then: applyq resume --provider celper",
     ),
-    "ACCOUNT_SUSPENDED": park(
-        Reason.CONFIGURATION, "The Celper company account is suspended: contact Celper, then requeue."
+    "ACCOUNT_SUSPENDED": hold(
+        Reason.CONFIGURATION,
+        "The Celper company account is suspended: contact Celper, then: applyq resume --provider celper",
     ),
     "RATE_LIMITED": retry(Reason.RATE_LIMITED),
     "VALIDATION_ERROR": park(
@@ -84,9 +90,15 @@ CELPER_CODES: Mapping[str, Rule] = {
 CELPER_STATUSES: Mapping[int, Rule] = {
     200: retry(Reason.UNREADABLE_SUCCESS, unknown_outcome=True, max_attempts=3, remediation=UNREADABLE_SUCCESS),
     400: park(Reason.REJECTED, FIX_INPUT),
-    401: park(Reason.CONFIGURATION, f"{_CELPER_KEY} was refused: check it, then requeue."),
-    403: park(Reason.CONFIGURATION, f"Celper refused {_CELPER_KEY}: check its scopes and IP allow-list, then requeue."),
-    404: park(Reason.CONFIGURATION, "No Celper endpoint here: check APPLYQ_CELPER_BASE_URL, then requeue."),
+    401: hold(Reason.CONFIGURATION, f"{_CELPER_KEY} was refused: check it, then: applyq resume --provider celper"),
+    403: hold(
+        Reason.CONFIGURATION,
+        f"Celper refused {_CELPER_KEY}: check its scopes and IP allow-list, then: applyq resume --provider celper",
+    ),
+    404: hold(
+        Reason.CONFIGURATION,
+        "No Celper endpoint here: check APPLYQ_CELPER_BASE_URL, then: applyq resume --provider celper",
+    ),
     409: park(Reason.CONFLICT, _CELPER_STATE),
     429: retry(Reason.RATE_LIMITED),
     500: retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),

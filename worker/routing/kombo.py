@@ -11,6 +11,7 @@ from worker.routing.rules import (
     TRANSPORT_RULES,
     ProviderRoutes,
     Rule,
+    hold,
     park,
     retry,
     terminal,
@@ -31,11 +32,13 @@ KOMBO_CODES: Mapping[str, Rule] = {
     ),
     "PLATFORM.INPUT_INVALID": park(Reason.INVALID_INPUT, FIX_INPUT),
     "PLATFORM.UNKNOWN_ERROR": retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=2),
-    "PLATFORM.IP_NOT_WHITELISTED": park(
-        Reason.CONFIGURATION, "Allow-list this host's egress IP in the Kombo dashboard, then requeue."
+    "PLATFORM.IP_NOT_WHITELISTED": hold(
+        Reason.CONFIGURATION,
+        "Allow-list this host's egress IP in the Kombo dashboard, then: applyq resume --provider kombo",
     ),
-    "PLATFORM.AUTHENTICATION_INVALID": park(
-        Reason.CONFIGURATION, "APPLYQ_KOMBO_API_KEY is invalid or revoked: rotate it, then requeue."
+    "PLATFORM.AUTHENTICATION_INVALID": hold(
+        Reason.CONFIGURATION,
+        "APPLYQ_KOMBO_API_KEY is invalid or revoked: rotate it, then: applyq resume --provider kombo",
     ),
     # Kombo: retry only rate limits and unavailability; "for other errors, avoid automatic retries without
     # human input" (docs.kombo.dev/guides/errors, seed 000). The task may have finished in the ATS, so this is an

@@ -81,7 +81,10 @@ def decide_lookup(answer: Answer, ctx: AttemptContext, settings: Settings) -> Ve
 
 
 def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Settings) -> Verdict:
-    if rule.long_wait:
+    if rule.holds_key:
+        # the whole key is held (traffic control stops its calls); this one waits for the next probe
+        delay = max(settings.hold_probe_s, error.retry_after_s or 0.0)
+    elif rule.long_wait:
         delay = max(settings.sync_pending_delay_s, error.retry_after_s or 0.0)
     else:
         delay = retry_delay(
@@ -95,8 +98,8 @@ def _retry(rule: Rule, error: ProviderError, ctx: AttemptContext, settings: Sett
     next_at = ctx.now + timedelta(seconds=delay)
     max_attempts = min(settings.max_attempts, rule.max_attempts or settings.max_attempts)
     too_old = (next_at - ctx.window_started_at).total_seconds() > settings.max_age_s
-    # "too fast" says nothing about the submission: it costs no attempt of the budget, only time (max age)
-    exhausted = ctx.attempt >= max_attempts and rule.reason not in TOO_FAST_REASONS
+    # "too fast" and a held key say nothing about the submission: no attempt of the budget, only time (max age)
+    exhausted = ctx.attempt >= max_attempts and rule.reason not in TOO_FAST_REASONS and not rule.holds_key
     if exhausted or too_old:
         return Verdict(
             Decision.PARK,

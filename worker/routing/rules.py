@@ -21,6 +21,7 @@ __all__ = [
     "UNREADABLE_SUCCESS",
     "ProviderRoutes",
     "Rule",
+    "hold",
     "park",
     "retry",
     "terminal",
@@ -46,6 +47,9 @@ class Rule:
     max_attempts: int | None = None
     #: "already exists" (or may): success if an earlier attempt of ours had an unknown outcome
     reconcile: bool = False
+    #: a configuration error of the whole API key (revoked key, IP not allow-listed): hold every submission of
+    #: the key and probe now and then, instead of parking each one for the same single fix
+    holds_key: bool = False
 
 
 def retry(reason: Reason, **kw: object) -> Rule:
@@ -59,6 +63,14 @@ def park(reason: Reason, remediation: str, *, unknown_outcome: bool = False, rec
     ``unknown_outcome``: the request may have created the application, so a requeue looks it up before sending.
     """
     return Rule(Decision.PARK, reason, remediation, unknown_outcome=unknown_outcome, reconcile=reconcile)
+
+
+def hold(reason: Reason, remediation: str) -> Rule:
+    """Hold the provider key: the submission waits (no attempt of its budget used) until a probe succeeds.
+
+    ``remediation`` says what to fix; then ``applyq resume --provider P``, or the next probe, releases it.
+    """
+    return Rule(Decision.RETRY, reason, remediation, holds_key=True)
 
 
 def terminal(reason: Reason, remediation: str, *, reconcile: bool = False) -> Rule:
@@ -83,7 +95,7 @@ class ProviderRoutes:
 
 
 FIX_INPUT = "Fix the payload (see the message), then: applyq requeue ID --set FIELD=VALUE"
-CONFIG = "Check applyq's provider configuration (API key, allow-listed IP), then requeue."
+CONFIG = "Check applyq's provider configuration (API key, allow-listed IP), then: applyq resume --provider P"
 SUPPORT = "Open the log_url; if the cause is unclear, share it with the provider's support, then requeue."
 
 TRANSPORT_RULES: Mapping[ErrorKind, Rule] = {
@@ -97,8 +109,8 @@ TRANSPORT_RULES: Mapping[ErrorKind, Rule] = {
 HTTP_STATUS_RULES: Mapping[int, Rule] = {
     200: retry(Reason.UNREADABLE_SUCCESS, unknown_outcome=True, max_attempts=3),
     400: park(Reason.REJECTED, FIX_INPUT),
-    401: park(Reason.CONFIGURATION, CONFIG),
-    403: park(Reason.CONFIGURATION, CONFIG),
+    401: hold(Reason.CONFIGURATION, CONFIG),
+    403: hold(Reason.CONFIGURATION, CONFIG),
     408: retry(Reason.TIMEOUT, unknown_outcome=True),
     409: park(Reason.CONFLICT, SUPPORT),
     429: retry(Reason.RATE_LIMITED),

@@ -9,6 +9,7 @@ from worker.routing.rules import (
     UNREADABLE_SUCCESS,
     ProviderRoutes,
     Rule,
+    hold,
     park,
     retry,
     terminal,
@@ -88,7 +89,10 @@ STACKONE_UPSTREAM: Mapping[int, Rule] = {
 STACKONE_STATUSES: Mapping[int, Rule] = {
     200: retry(Reason.UNREADABLE_SUCCESS, unknown_outcome=True, max_attempts=3, remediation=UNREADABLE_SUCCESS),
     400: park(Reason.INVALID_INPUT, _STACKONE_FIX_INPUT),
-    401: park(Reason.CONFIGURATION, "APPLYQ_STACKONE_API_KEY is missing, invalid or expired: rotate it, then requeue."),
+    401: hold(
+        Reason.CONFIGURATION,
+        "APPLYQ_STACKONE_API_KEY is missing, invalid or expired: rotate it, then: applyq resume --provider stackone",
+    ),
     403: park(
         Reason.REAUTHENTICATION_REQUIRED,
         "Forbidden: ask the customer to re-authenticate the linked account with the permissions to create "

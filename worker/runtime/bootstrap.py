@@ -12,7 +12,7 @@ from worker.providers import build_adapters
 from worker.runtime.broker import resolve_broker_url
 from worker.runtime.pipeline import Runtime
 from worker.states import Provider
-from worker.traffic.limiter import RedisLimiter, redis_client
+from worker.traffic.limiter import AdaptiveParams, RedisLimiter, redis_client
 from worker.traffic.signals import Traffic
 
 __all__ = ["build_runtime", "build_traffic"]
@@ -42,7 +42,9 @@ def build_traffic(settings: Settings, broker_url: str | None) -> Traffic:
     """The Redis limiter with the configured limits."""
     client = redis_client(broker_url or resolve_broker_url(settings))
     api_keys = {
+        Provider.KOMBO: settings.kombo_api_key.get_secret_value(),
         Provider.STACKONE: settings.stackone_api_key.get_secret_value(),
         Provider.CELPER: settings.celper_api_key.get_secret_value(),
     }
-    return Traffic(RedisLimiter(client), settings.limit_specs, api_keys)
+    limiter = RedisLimiter(client, AdaptiveParams(hold_s=settings.hold_probe_s))
+    return Traffic(limiter, settings.limit_specs, api_keys)

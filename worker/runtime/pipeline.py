@@ -124,11 +124,12 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
     """One submission's attempt, in a pool thread: limits first, then claim, call, decide, record."""
     provider = Provider(due.provider)
     key = runtime.traffic.key(provider, due.integration_id)
+    hold_key = runtime.traffic.hold_key(provider)
     spec = runtime.traffic.spec(key)
-    gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+    gate = runtime.traffic.limiter.gate(key, spec, submission_id, hold_key)
     if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
         runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
-        gate = runtime.traffic.limiter.gate(key, spec, submission_id)
+        gate = runtime.traffic.limiter.gate(key, spec, submission_id, hold_key)
     if not gate.go:
         return _defer(runtime, submission_id, key, gate)
     signal, hints = Signal.NOT_SENT, Hints()
@@ -136,9 +137,12 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
         outcome, answer, ats = _attempt(runtime, submission_id)
         if answer is not None:
             signal, hints = signal_for(provider, ats, answer), hints_for(answer)
+        if signal is Signal.MISCONFIGURED:
+            extra = {"submission_id": submission_id, "limit_key": hold_key, "code": outcome.code}
+            log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
         return outcome
     finally:
-        runtime.traffic.limiter.observe(key, spec, gate, signal, hints)
+        runtime.traffic.limiter.observe(key, spec, gate, signal, hints, hold_key)
 
 
 def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None, str | None]:

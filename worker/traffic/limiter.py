@@ -49,6 +49,8 @@ class Wait(StrEnum):
     COOLDOWN = "cooldown"
     #: the circuit breaker is open after repeated "unavailable" answers
     BREAKER = "breaker"
+    #: the provider key is held after a configuration error; one probe per hold period
+    HELD = "held"
     #: the in-flight cap is reached
     CONCURRENCY = "concurrency"
 
@@ -77,6 +79,8 @@ class Signal(StrEnum):
     OTHER = "other"
     #: the gate said go but nothing was sent (the submission was taken by another worker)
     NOT_SENT = "not_sent"
+    #: the provider refused the API key itself (revoked, IP not allow-listed): hold the key, probe now and then
+    MISCONFIGURED = "misconfigured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +97,21 @@ class Hints:
 class Limiter(Protocol):
     """Decides whether a submission may call its provider now, and learns from the answers."""
 
-    def gate(self, key: str, spec: LimitSpec, submission_id: str) -> Gate:
-        """May this submission be sent now?"""
+    def gate(self, key: str, spec: LimitSpec, submission_id: str, hold_key: str = "") -> Gate:
+        """May this submission be sent now? (``hold_key``: the provider key, held after a configuration error)"""
 
-    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints) -> None:
+    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Record the answer to a request the gate let through (releases its concurrency slot)."""
 
 
 class Unlimited:
     """A limiter that always says go (unit tests, and ``APPLYQ_TRAFFIC_CONTROL=false``)."""
 
-    def gate(self, key: str, spec: LimitSpec, submission_id: str) -> Gate:
+    def gate(self, key: str, spec: LimitSpec, submission_id: str, hold_key: str = "") -> Gate:
         """Always go."""
         return Gate(Wait.GO)
 
-    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints) -> None:
+    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Nothing to learn."""
 
 
@@ -136,6 +140,8 @@ class AdaptiveParams:
     breaker_threshold: int = 5
     breaker_open_s: float = 15.0
     breaker_open_max_s: float = 300.0
+    #: how long a key is held after a configuration error before one probe may go (``APPLYQ_HOLD_PROBE_S``)
+    hold_s: float = 300.0
 
 
 class RedisLimiter:
@@ -147,30 +153,30 @@ class RedisLimiter:
         self._gate = client.register_script(_script("gate.lua"))
         self._observe = client.register_script(_script("observe.lua"))
 
-    def gate(self, key: str, spec: LimitSpec, submission_id: str) -> Gate:
-        """One atomic decision: cooldown → breaker → concurrency → rate (reserving a slot)."""
+    def gate(self, key: str, spec: LimitSpec, submission_id: str, hold_key: str = "") -> Gate:
+        """One atomic decision: held key → cooldown → breaker → concurrency → rate (reserving a slot)."""
         now = time.time()
         token = f"{uuid.uuid4().hex}@{now:.6f}"  # when it was let through: observe() dates the answer by it
         p = self._params
         verdict, wait = self._gate(
-            keys=[_prefix(key)],
+            keys=[_prefix(key), _hold(hold_key or key)],
             args=[now, spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s, token,
                   p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
         return Gate(Wait(_text(verdict)), float(_text(wait)), token)
 
-    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints) -> None:
-        """Release the slot; learn cooldowns, the adaptive rate and the breaker state."""
+    def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
+        """Release the slot; learn cooldowns, the adaptive rate, the breaker state and a held key."""
         p = self._params
         now = time.time()
         self._observe(
-            keys=[_prefix(key)],
+            keys=[_prefix(key), _hold(hold_key or key)],
             args=[now, signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
                   "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
                   hints.exhausted_until or 0, hints.concurrency_limit or 0,
                   p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
-                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth, p.learned_growth_s,],
+                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s],
         )  # fmt: skip
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -178,6 +184,27 @@ class RedisLimiter:
         now = time.time()
         keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat")})
         return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys]
+
+    def holds(self) -> list[dict[str, Any]]:
+        """Every held provider key: how long until its next probe."""
+        now = time.time()
+        out = []
+        for name in self._client.scan_iter("applyq:hold:*"):
+            text = name.decode()
+            if text.endswith(":probe"):
+                continue
+            until = float(self._client.hget(name, "until") or 0)
+            out.append({"key": text.removeprefix("applyq:hold:"), "next_probe_s": round(max(0.0, until - now), 2)})
+        return sorted(out, key=lambda hold: str(hold["key"]))
+
+    def release(self, provider: str) -> list[str]:
+        """Release every held key of ``provider`` (``applyq resume``); the keys released."""
+        released = []
+        for name in self._client.scan_iter(f"applyq:hold:{provider}:*"):
+            self._client.delete(name)
+            if not name.decode().endswith(":probe"):
+                released.append(name.decode().removeprefix("applyq:hold:"))
+        return sorted(released)
 
     def _describe(self, key: str, now: float) -> dict[str, Any]:
         p = _prefix(key)
@@ -198,6 +225,11 @@ class RedisLimiter:
 def _script(name: str) -> str:
     """A Lua script shipped beside this module (``worker/traffic/lua/``), read once per limiter."""
     return resources.files("worker.traffic").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+def _hold(provider_key: str) -> str:
+    """Where a provider key's hold lives (one per API key, across its integrations)."""
+    return f"applyq:hold:{provider_key}"
 
 
 def _prefix(key: str) -> str:

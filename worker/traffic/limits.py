@@ -10,13 +10,13 @@ with no configured rate and no published vendor rate is *adaptive*: the limiter 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker.config import LimitSpec
 from worker.states import Provider
 
-__all__ = ["VENDOR_DEFAULTS", "describe_limits", "limit_key", "resolve_spec"]
+__all__ = ["VENDOR_DEFAULTS", "describe_limits", "limit_key", "provider_key", "resolve_spec"]
 
 
 #: Published vendor limits: Celper 20 writes / 60 s per company; StackOne 1,000 requests / minute per key;
@@ -41,8 +41,13 @@ def limit_key(provider: Provider, integration_id: str | None, api_key: str = "")
     The keys name the API key by a short hash, never the key itself.
     """
     if provider in (Provider.CELPER, Provider.STACKONE):
-        return f"{provider.value}:key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+        return provider_key(provider, api_key)
     return f"{provider.value}:{integration_id}"
+
+
+def provider_key(provider: Provider, api_key: str) -> str:
+    """One API key of a provider, named by a short hash (``stackone:key-1a2b…``), never by the key itself."""
+    return f"{provider.value}:key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 def resolve_spec(key: str, configured: Mapping[str, LimitSpec]) -> LimitSpec:
@@ -51,10 +56,20 @@ def resolve_spec(key: str, configured: Mapping[str, LimitSpec]) -> LimitSpec:
     return configured.get(key) or configured.get(f"{provider.value}:*") or VENDOR_DEFAULTS[provider]
 
 
-def describe_limits(rows: list[dict[str, Any]], configured: Mapping[str, LimitSpec]) -> list[dict[str, Any]]:
-    """The limiter's state per key (``RedisLimiter.snapshot``) with each key's configured rate and concurrency."""
+def describe_limits(
+    rows: list[dict[str, Any]], configured: Mapping[str, LimitSpec], holds: Sequence[dict[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Each limit key's state (``RedisLimiter.snapshot``) with its configured limits, then the held provider keys.
+
+    A provider key is held after a configuration error (``RedisLimiter.holds``): its row says when it is probed.
+    """
     for row in rows:
         spec = resolve_spec(row["key"], configured)
         row["rate_per_s"] = round(spec.rate_per_s, 3) if spec.rate_per_s else None
         row["concurrency"] = spec.concurrency
+    for hold in holds:
+        rows.append(
+            {"key": hold["key"], "rate_per_s": None, "adaptive_rate_per_s": None, "concurrency": None, "in_flight": 0,
+             "cooldown_s": 0.0, "breaker": f"held: probe in {hold['next_probe_s']:g} s", "backlog_s": 0.0}
+        )  # fmt: skip
     return rows

@@ -10,7 +10,7 @@ from worker.providers.base import Accepted, Answer, ProviderError
 from worker.routing.router import route
 from worker.states import TOO_FAST_REASONS, UNAVAILABLE_REASONS, Provider
 from worker.traffic.limiter import Hints, Limiter, Signal, Unlimited
-from worker.traffic.limits import limit_key, resolve_spec
+from worker.traffic.limits import limit_key, provider_key, resolve_spec
 
 __all__ = ["Traffic", "hints_for", "signal_for"]
 
@@ -21,12 +21,16 @@ class Traffic:
 
     limiter: Limiter = field(default_factory=Unlimited)
     configured: Mapping[str, LimitSpec] = field(default_factory=dict)
-    #: the API keys whose limits are key-wide (StackOne, Celper), to name their limit keys
+    #: each provider's API key, to name its key-wide limit keys and holds (never shown: a short hash)
     api_keys: Mapping[Provider, str] = field(default_factory=dict)
 
     def key(self, provider: Provider, integration_id: str | None) -> str:
         """The limit key of a submission."""
         return limit_key(provider, integration_id, self.api_keys.get(provider, ""))
+
+    def hold_key(self, provider: Provider) -> str:
+        """The provider key a configuration error holds: the API key (by a short hash), across integrations."""
+        return provider_key(provider, self.api_keys.get(provider, ""))
 
     def spec(self, key: str) -> LimitSpec:
         """The limits that apply to a key."""
@@ -37,7 +41,10 @@ def signal_for(provider: Provider, ats: str | None, answer: Answer) -> Signal:
     """Success, rate limited, unavailable, or any other answer (which proves the provider is up)."""
     if isinstance(answer, Accepted):
         return Signal.SUCCESS
-    reason = route(provider, answer, ats).reason
+    rule = route(provider, answer, ats)
+    if rule.holds_key:
+        return Signal.MISCONFIGURED
+    reason = rule.reason
     if reason in TOO_FAST_REASONS:
         return Signal.RATE_LIMITED
     if reason in UNAVAILABLE_REASONS:

@@ -136,8 +136,8 @@ def test_every_code_the_sandbox_sends_is_documented_but_the_deliberate_unknown_o
     [
         ("closed--j", P, "job_not_found"),
         ("applied--j", T, "already_applied"),
-        ("permission--j", P, "configuration"),
-        ("reauth--j", P, "configuration"),
+        ("permission--j", R, "configuration"),  # holds the key
+        ("reauth--j", R, "configuration"),  # holds the key
         ("unknowncode--j", P, "unknown_code"),
         ("badinput--j", P, "invalid_input"),
         ("ratelimit--j", R, "rate_limited"),

@@ -39,12 +39,12 @@ def test_the_table_has_no_codes_the_documentation_does_not_know() -> None:
 
 #: code → (decision, reason), as issue 3 and the codes' meanings say.
 EXPECTED: dict[str, tuple[Decision, str]] = {
-    "UNAUTHORIZED": (P, "configuration"),
-    "IP_NOT_ALLOWED": (P, "configuration"),
-    "SCOPE_INSUFFICIENT": (P, "configuration"),
-    "FORBIDDEN": (P, "configuration"),
-    "API_DISABLED": (P, "configuration"),
-    "ACCOUNT_SUSPENDED": (P, "configuration"),
+    "UNAUTHORIZED": (R, "configuration"),  # holds the key: a probe, not a park
+    "IP_NOT_ALLOWED": (R, "configuration"),  # holds the key: a probe, not a park
+    "SCOPE_INSUFFICIENT": (R, "configuration"),  # holds the key: a probe, not a park
+    "FORBIDDEN": (R, "configuration"),  # holds the key: a probe, not a park
+    "API_DISABLED": (R, "configuration"),  # holds the key: a probe, not a park
+    "ACCOUNT_SUSPENDED": (R, "configuration"),  # holds the key: a probe, not a park
     "RATE_LIMITED": (R, "rate_limited"),
     "VALIDATION_ERROR": (P, "invalid_input"),
     "INVALID_BODY": (P, "invalid_body"),

@@ -43,7 +43,7 @@ def test_the_kombo_table_has_no_codes_the_spec_does_not_know() -> None:
         ("REMOTE.INPUT_INVALID", Decision.PARK),
         ("INTEGRATION.PERMISSION_MISSING", Decision.PARK),
         ("INTEGRATION.AUTHENTICATION_INVALID", Decision.PARK),
-        ("PLATFORM.AUTHENTICATION_INVALID", Decision.PARK),
+        ("PLATFORM.AUTHENTICATION_INVALID", Decision.RETRY),  # holds the whole key until a probe succeeds
         ("ATS.JOB_CLOSED", Decision.TERMINAL),
         ("ATS.APPLICATION_ALREADY_EXISTS", Decision.TERMINAL),
     ],
@@ -64,7 +64,7 @@ def test_an_unknown_code_is_parked_not_retried_and_not_a_crash() -> None:
 @pytest.mark.parametrize(
     ("status", "decision"),
     [(429, Decision.RETRY), (503, Decision.RETRY), (500, Decision.RETRY), (502, Decision.RETRY),
-     (400, Decision.PARK), (401, Decision.PARK), (404, Decision.PARK), (418, Decision.PARK)],
+     (400, Decision.PARK), (401, Decision.RETRY), (404, Decision.PARK), (418, Decision.PARK)],
 )  # fmt: skip
 def test_a_null_code_falls_back_to_the_http_status(status: int, decision: Decision) -> None:
     assert route(Provider.KOMBO, api_error(None, status)).decision is decision

@@ -111,6 +111,15 @@ CASES = {
         Reason.RETRIES_EXHAUSTED,
         None,
     ),
+    # a revoked key holds the whole key: no park, no attempt of the budget, one probe per APPLYQ_HOLD_PROBE_S
+    "a revoked key holds, it does not park": Row(
+        kombo("PLATFORM.AUTHENTICATION_INVALID"),
+        ctx(10),
+        Decision.RETRY,
+        Status.RETRY_SCHEDULED,
+        Reason.CONFIGURATION,
+        SETTINGS.hold_probe_s,
+    ),
     "an unknown code parks": Row(kombo("NEW.CODE"), ctx(), Decision.PARK, Status.PARKED, Reason.UNKNOWN_CODE, None),
     "a timeout retries with its outcome unknown": Row(
         ProviderError(ErrorKind.TIMEOUT, "read timed out"),

@@ -38,7 +38,7 @@ def test_every_status_in_the_stackone_spec_has_its_own_rule() -> None:
 #: status → (decision, reason, unknown outcome, attempt bound), as issue 3 asks for each.
 EXPECTED: dict[int, tuple[Decision, str, bool, int | None]] = {
     400: (P, "invalid_input", False, None),
-    401: (P, "configuration", False, None),
+    401: (R, "configuration", False, None),
     403: (P, "reauthentication_required", False, None),
     404: (P, "not_found", False, None),
     408: (R, "timeout", True, None),

@@ -65,3 +65,17 @@ def test_the_setting_is_validated_when_read() -> None:
 
     with pytest.raises(ValidationError, match="rate_limits"):
         Settings(rate_limits='{"kombo:*": "lots"}')
+
+
+def test_a_refused_key_is_a_misconfiguration_signal_and_a_rate_limit_is_not() -> None:
+    from worker.providers.base import ErrorKind, ProviderError
+    from worker.traffic.limiter import Signal
+    from worker.traffic.signals import signal_for
+
+    def kombo(code: str, status: int) -> ProviderError:
+        return ProviderError(ErrorKind.API_ERROR, "m", http_status=status, code=code)
+
+    assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.AUTHENTICATION_INVALID", 401)) is Signal.MISCONFIGURED
+    assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.IP_NOT_WHITELISTED", 403)) is Signal.MISCONFIGURED
+    assert signal_for(Provider.KOMBO, None, kombo("INTEGRATION.PERMISSION_MISSING", 403)) is Signal.OTHER
+    assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.RATE_LIMIT_EXCEEDED", 429)) is Signal.RATE_LIMITED

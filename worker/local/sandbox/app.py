@@ -185,6 +185,10 @@ def _control_routes(state: SandboxState) -> list[Route]:
         state.reset()
         return JSONResponse({"ok": True})
 
+    async def revoke(request: Request) -> Response:
+        state.revoke(request.path_params["provider"], request.path_params["action"] == "revoke")
+        return JSONResponse({"ok": True})
+
     return [
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
@@ -192,4 +196,6 @@ def _control_routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/applications", applications, methods=["GET"]),
         Route("/_sandbox/logs/{log_id}", log, methods=["GET"], name=_LOG_ROUTE),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        # refuse a provider's key as after a rotation (``revoke``), then accept it again (``restore``)
+        Route("/_sandbox/keys/{provider}/{action:str}", revoke, methods=["POST"]),
     ]

@@ -144,7 +144,8 @@ class CelperProvider:
 
     def is_authorized(self, headers: Mapping[str, str]) -> bool:
         """Whether ``X-API-Key`` is the sandbox's key."""
-        return headers.get("x-api-key", "").strip() == self._api_key
+        valid = headers.get("x-api-key", "").strip() == self._api_key
+        return valid and not self._state.is_revoked(self.name)
 
     def admit(self, headers: Mapping[str, str], job_id: str, body: Any, exchange: Exchange) -> Submission | Reply:
         """Check the key, the body and the idempotency key; replay a kept answer."""

@@ -194,7 +194,8 @@ class KomboProvider:
     def is_authorized(self, headers: Mapping[str, str]) -> bool:
         """Whether ``Authorization`` is ``Bearer <the sandbox's Kombo key>``."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and token.strip() == self._api_key
+        valid = scheme.lower() == "bearer" and token.strip() == self._api_key
+        return valid and not self._state.is_revoked(self.name)
 
     def admit(self, headers: Mapping[str, str], job_id: str, body: Any, exchange: Exchange) -> Submission | Reply:
         """Check credentials, integration and the candidate's required fields, in Kombo's order."""

@@ -135,7 +135,8 @@ class StackOneProvider:
     def is_authorized(self, headers: Mapping[str, str]) -> bool:
         """Whether ``Authorization`` is Basic with the sandbox's key as user name and an empty password."""
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "basic" and token.strip() == self._credentials
+        valid = scheme.lower() == "basic" and token.strip() == self._credentials
+        return valid and not self._state.is_revoked(self.name)
 
     def admit(self, headers: Mapping[str, str], job_id: str, body: Any, exchange: Exchange) -> Submission | Reply:
         """Check credentials, User-Agent, account and the body, in that order."""

@@ -106,6 +106,17 @@ class SandboxState:
             self._by_status: Counter[int] = Counter()
             self._received = 0
             self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+            self._revoked: set[str] = set()
+
+    def revoke(self, provider: str, revoked: bool = True) -> None:
+        """Refuse (or, with ``revoked=False``, accept again) the provider's API key, as after a rotation."""
+        with self._lock:
+            (self._revoked.add if revoked else self._revoked.discard)(provider)
+
+    def is_revoked(self, provider: str) -> bool:
+        """Whether the provider's key is currently refused."""
+        with self._lock:
+            return provider in self._revoked
 
     def new_uuid(self) -> str:
         """A fresh random UUID, reproducible from the seed."""

@@ -2,9 +2,22 @@ local now, cfg_rate, initial, cap_cfg = tonumber(ARGV[1]), tonumber(ARGV[2]), to
 local lease, token, burst, sub = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
 local send_burst = tonumber(ARGV[9])
 local p = KEYS[1]
+-- a provider key held after a configuration error (revoked key, IP not allow-listed): nothing goes but one
+-- probe per hold period, whatever the integration
+local hold = KEYS[2]
+local held_until = tonumber(redis.call('HGET', hold, 'until') or '0')
+local hold_probe = false
+if held_until > now then return {'held', tostring(held_until - now)} end
+if held_until > 0 then
+  if not redis.call('SET', hold .. ':probe', token, 'NX', 'PX', math.floor(lease * 1000)) then
+    return {'held', '1'}
+  end
+  hold_probe = true
+end
 local res_key = p .. 'res:' .. sub
 local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
 if cool > now then
+  if hold_probe then redis.call('DEL', hold .. ':probe') end
   -- the waiters get their turns after the cooldown now, so that they come back spread at the rate
   -- instead of all at once (a reservation kept from before is still good if the generation is)
   local gen = redis.call('GET', p .. 'gen') or '0'
@@ -20,9 +33,13 @@ if cool > now then
 end
 local open_until = tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0')
 local probe = false
-if open_until > now then return {'breaker', tostring(open_until - now)} end
+if open_until > now then
+  if hold_probe then redis.call('DEL', hold .. ':probe') end
+  return {'breaker', tostring(open_until - now)}
+end
 if open_until > 0 then
   if not redis.call('SET', p .. 'probe', token, 'NX', 'PX', math.floor(lease * 1000)) then
+    if hold_probe then redis.call('DEL', hold .. ':probe') end
     return {'breaker', '1'}
   end
   probe = true
@@ -34,6 +51,7 @@ if cap > 0 then
   redis.call('ZREMRANGEBYSCORE', p .. 'inflight', '-inf', now)
   if redis.call('ZCARD', p .. 'inflight') >= cap then
     if probe then redis.call('DEL', p .. 'probe') end
+    if hold_probe then redis.call('DEL', hold .. ':probe') end
     return {'concurrency', '0.2'}
   end
 end
@@ -44,6 +62,7 @@ local function hold(slot, wait)
   redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
   redis.call('EXPIRE', res_key, math.ceil(wait) + 300)
   if probe then redis.call('DEL', p .. 'probe') end
+  if hold_probe then redis.call('DEL', hold .. ':probe') end
   return {'reserved', tostring(wait)}
 end
 -- 1. the schedule: a reservation whose slot has come, or a slot taken now (reserved if not within burst)
@@ -51,7 +70,10 @@ local res = redis.call('HMGET', res_key, 'gen', 'slot')
 local has_res = false
 if res[1] == gen and res[2] then
   local slot = tonumber(res[2])
-  if slot > now + 0.01 then return {'reserved', tostring(slot - now)} end
+  if slot > now + 0.01 then
+    if hold_probe then redis.call('DEL', hold .. ':probe') end
+    return {'reserved', tostring(slot - now)}
+  end
   has_res = slot > now - 2
 end
 if not has_res then
@@ -84,5 +106,5 @@ if cfg_rate <= 0 then
     redis.call('EXPIRE', p .. 'ep', 86400)
   end
 end
-if probe then return {'probe', '0'} end
+if probe or hold_probe then return {'probe', '0'} end
 return {'go', '0'}

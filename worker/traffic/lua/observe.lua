@@ -4,6 +4,18 @@ local retry_after, exhausted_until, cap_hint = tonumber(ARGV[9]), tonumber(ARGV[
 local threshold, open_base, open_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
 local p = KEYS[1]
+local hold, hold_s = KEYS[2], tonumber(ARGV[19])
+if signal == 'misconfigured' then
+  -- the key itself was refused: every request of it would be, so hold them all and let one probe go later
+  redis.call('HSET', hold, 'until', tostring(now + hold_s))
+  redis.call('EXPIRE', hold, 86400)
+  redis.call('DEL', hold .. ':probe')
+elseif signal ~= 'not_sent' then
+  -- any other answer proves the provider accepts the key: whatever was held goes again
+  redis.call('DEL', hold, hold .. ':probe')
+elseif probe then
+  redis.call('DEL', hold .. ':probe')
+end
 local ep = p .. 'ep'
 redis.call('ZREM', p .. 'inflight', token)
 if probe then redis.call('DEL', p .. 'probe') end
