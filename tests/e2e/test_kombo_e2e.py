@@ -178,14 +178,15 @@ def held_stack(tmp_path: Path) -> Iterator[Stack]:
         yield stack
 
 
+@pytest.mark.timeout(300)
 def test_a_revoked_key_holds_its_submissions_and_resume_delivers_them_all(held_stack: Stack) -> None:
     stack = held_stack
     httpx.post(f"{stack.sandbox_url}/_sandbox/keys/kombo/revoke").raise_for_status()
-    payloads = [kombo_submission("ok--job", integration_id=f"greenhouse:held-{n % 5}") for n in range(100)]
+    payloads = [kombo_submission("ok--job", integration_id=f"greenhouse:held-{n % 5}") for n in range(500)]
     ids = stack.submit_many(payloads)
 
     # every submission is looked at once and then waits for the next probe, ten minutes away
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         with stack.sessions() as session:
             waiting = session.scalar(
@@ -213,7 +214,7 @@ def test_a_revoked_key_holds_its_submissions_and_resume_delivers_them_all(held_s
     resumed = stack.cli("resume", "--provider", "kombo", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert len(json.loads(resumed.stdout)["resumed"]) == len(ids)
-    stack.wait_final(*ids, timeout_s=90)
+    stack.wait_final(*ids, timeout_s=150)
     with stack.sessions() as session:
         final = session.scalars(sa.select(Submission.status).where(Submission.id.in_(ids))).all()
     assert set(final) == {"succeeded"}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import os
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 
-from tests.e2e.conftest import SANDBOX_RETRY_AFTER_S, STACKONE_KEY, Stack
-from worker.db.models import Attempt
+from tests.e2e.conftest import SANDBOX_RETRY_AFTER_S, STACKONE_KEY, Stack, fresh_database, start_stack
+from worker.db.models import Attempt, Submission
 
 pytestmark = pytest.mark.e2e
 
@@ -163,3 +168,38 @@ def test_no_stackone_key_in_the_database_or_the_logs(stack: Stack) -> None:
         )
     logs = " ".join(proc.output() for proc in stack.procs)
     assert STACKONE_KEY not in dump + logs and credentials not in dump + logs
+
+
+#: A Redis of its own: traffic state of the StackOne key must not be shared with the session stack.
+OWN_REDIS = os.environ.get("APPLYQ_TEST_HELD_REDIS_URL", "redis://127.0.0.1:6379/10")
+
+
+@pytest.fixture
+def limited_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A sandbox enforcing 10 requests/s per StackOne API key (across accounts), and applyq told the same."""
+    redis.Redis.from_url(OWN_REDIS).flushdb()
+    with (
+        fresh_database() as pg_url,
+        start_stack(pg_url, OWN_REDIS, tmp_path, with_worker=False, sandbox_args=("--rate-limit", "10")) as stack,
+    ):
+        stack.env["APPLYQ_RATE_LIMITS"] = '{"stackone:*": "10/s"}'
+        stack.start_worker()
+        yield stack
+
+
+@pytest.mark.timeout(240)
+def test_three_accounts_on_one_key_share_its_rate_limit(limited_stack: Stack) -> None:
+    stack = limited_stack
+    payloads = [stackone_submission("ok--job", f"acc-{n % 3}") for n in range(150)]
+    for payload in payloads:
+        payload["integration_id"] = payload["integration_id"].rsplit("-", 1)[0]  # three accounts, not 150
+    ids = stack.submit_many(payloads)
+    stack.wait_final(*ids, timeout_s=120)
+
+    stats = httpx.get(f"{stack.sandbox_url}/_sandbox/stats").json()
+    too_fast = int(stats["by_status"].get("429", 0))
+    with stack.sessions() as session:
+        final = session.scalars(sa.select(Submission.status).where(Submission.id.in_(ids))).all()
+    assert set(final) == {"succeeded"}
+    assert too_fast <= 0.02 * stats["requests"], stats
+    print(f"\nthree StackOne accounts on one key: {too_fast} of {stats['requests']} calls answered 429")

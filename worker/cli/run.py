@@ -48,7 +48,9 @@ def sandbox(
     latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
     hang_s: Annotated[float, typer.Option(help="How long 'hang' scenarios hang.")] = 10.0,
     retry_after_s: Annotated[int, typer.Option(help="Retry-After sent on rate limits.")] = 1,
-    rate_limit: Annotated[float | None, typer.Option(help="Enforced requests/s per integration.")] = None,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Enforced requests/s per vendor scope (Kombo integration, StackOne key).")
+    ] = None,
     celper_rate_limit: Annotated[int, typer.Option(help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
 ) -> None:
     """Run the local provider sandbox (Kombo, StackOne and Celper wire formats, scripted by job id)."""

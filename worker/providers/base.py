@@ -31,8 +31,10 @@ __all__ = [
     "Delivery",
     "ErrorKind",
     "ProviderError",
+    "accepted",
     "ats_name",
     "parse_retry_after",
+    "str_or_none",
 ]
 
 T = TypeVar("T")
@@ -183,6 +185,23 @@ def ats_name(integration_id: str | None) -> str | None:
     if not separator:
         return None
     return prefix.strip().lower() or None
+
+
+def str_or_none(value: object) -> str | None:
+    """A provider's id as text, or None when it sent none."""
+    return None if value is None else str(value)
+
+
+def accepted(response: httpx.Response, record: dict[str, Any], warnings: tuple[str, ...] = ()) -> Accepted:
+    """The application a provider answered with (created, or found by a lookup): its ``id`` and ``remote_id``."""
+    return Accepted(
+        http_status=response.status_code,
+        application_id=str_or_none(record.get("id")),
+        remote_id=str_or_none(record.get("remote_id")),
+        warnings=warnings,
+        request_id=response.headers.get("x-request-id"),
+        headers=kept_headers(response),
+    )
 
 
 def not_found(message: str, response: httpx.Response | None = None) -> ProviderError:

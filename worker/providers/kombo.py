@@ -17,17 +17,18 @@ import httpx
 
 from worker.providers.base import (
     USER_AGENT,
-    Accepted,
     Adapter,
     Answer,
     Delivery,
     ErrorKind,
     ProviderError,
+    accepted,
     bad_response,
     json_object,
     kept_headers,
     not_found,
     parse_retry_after,
+    str_or_none,
 )
 from worker.schemas import Candidate
 from worker.states import Provider
@@ -110,13 +111,7 @@ class KomboAdapter(Adapter):
         for candidate in data["results"]:
             application = _application_at(candidate, job_id)
             if application is not None:
-                return Accepted(
-                    http_status=200,
-                    application_id=_str_or_none(application.get("id")),
-                    remote_id=_str_or_none(application.get("remote_id")),
-                    request_id=response.headers.get("x-request-id"),
-                    headers=kept_headers(response),
-                )
+                return accepted(response, application)
         if data.get("next"):
             return str(data["next"])
         return not_found("Kombo has no application of this candidate at this job", response)
@@ -139,10 +134,10 @@ class KomboAdapter(Adapter):
         return ProviderError(
             kind=ErrorKind.API_ERROR,
             http_status=response.status_code,
-            code=_str_or_none(error.get("code")),
-            title=_str_or_none(error.get("title")),
+            code=str_or_none(error.get("code")),
+            title=str_or_none(error.get("title")),
             message=str(error.get("message") or "(no message)"),
-            log_url=_str_or_none(error.get("log_url")),
+            log_url=str_or_none(error.get("log_url")),
             request_id=response.headers.get("x-request-id"),
             retry_after_s=parse_retry_after(response.headers.get("retry-after")),
             headers=kept_headers(response),
@@ -154,18 +149,7 @@ def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
     if body is None or body.get("status") != "success" or not isinstance(data, dict):
         return bad_response(response, "HTTP 200 without a Kombo success body")
     warnings = tuple(str(item.get("message")) for item in body.get("warnings") or [] if isinstance(item, dict))
-    return Accepted(
-        http_status=200,
-        application_id=_str_or_none(data.get("id")),
-        remote_id=_str_or_none(data.get("remote_id")),
-        warnings=warnings,
-        request_id=response.headers.get("x-request-id"),
-        headers=kept_headers(response),
-    )
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
+    return accepted(response, data, warnings)
 
 
 def _application_at(candidate: object, job_id: str) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from worker.providers.base import (
     Delivery,
     ErrorKind,
     ProviderError,
+    accepted,
     ats_name,
     bad_response,
     json_object,
@@ -220,13 +221,7 @@ def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
     data = body.get("data") if body is not None else None
     if response.status_code != 201 or not isinstance(data, dict):
         return bad_response(response, "not StackOne's 201 with a CreateResult")
-    return Accepted(
-        http_status=201,
-        application_id=_str_or_none(data.get("id")),
-        remote_id=_str_or_none(data.get("remote_id")),
-        request_id=response.headers.get("x-request-id"),
-        headers=kept_headers(response),
-    )
+    return accepted(response, data)
 
 
 def provider_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -284,10 +279,6 @@ def _replace(value: Any, secret: str) -> Any:
     return value
 
 
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 def _account_provider(response: httpx.Response) -> str | ProviderError | None:
     """``provider`` of a ``LinkedAccount`` (``GET /accounts/{id}``), lower-cased."""
     body = json_object(response)
@@ -319,10 +310,4 @@ def _application_if_at(response: httpx.Response, job_id: str) -> Accepted | Prov
         return bad_response(response, "not StackOne's ApplicationResult")
     if data.get("job_id") != job_id:
         return None
-    return Accepted(
-        http_status=200,
-        application_id=_str_or_none(data.get("id")),
-        remote_id=_str_or_none(data.get("remote_id")),
-        request_id=response.headers.get("x-request-id"),
-        headers=kept_headers(response),
-    )
+    return accepted(response, data)

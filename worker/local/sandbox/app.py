@@ -93,7 +93,7 @@ class _ProviderEndpoint:
         if isinstance(submission, Reply):
             return submission
         limit = config.rate_limit_per_s
-        if limit and not state.take_token((provider.name, submission.integration_id), limit, time.monotonic()):
+        if limit and not state.take_token((provider.name, provider.rate_scope(submission)), limit, time.monotonic()):
             return provider.render(Behaviour(Outcome.RATE_LIMITED), submission, None, exchange)
         key = application_key(provider.name, submission.integration_id, submission.job_id, submission.email)
         attempt = state.begin_attempt(key)

@@ -123,6 +123,10 @@ class CelperProvider:
     #: No lookup: Celper's Idempotency-Key replays an earlier answer instead.
     read_paths: tuple[str, ...] = ()
 
+    def rate_scope(self, submission: Submission) -> str:
+        """The company ("per-company rate limits")."""
+        return submission.integration_id
+
     def detects_duplicates(self, submission: Submission) -> bool:
         """Celper refuses a second candidate with the same email in a job position (``DUPLICATE_CANDIDATE``)."""
         return True

@@ -29,6 +29,7 @@ class SandboxConfig:
     seed: int = 0
     #: Refuse a second creation of the same application; ``False`` lets chaos tests count duplicates.
     dedupe: bool = True
-    #: Enforced requests per second per integration (a token bucket holding one second's worth); beyond it,
+    #: Enforced requests per second per rate scope, as each vendor counts it (Kombo: the integration; StackOne:
+    #: the API key across its accounts; Celper: the company), a token bucket holding one second's worth; beyond it,
     #: the provider's rate-limit answer with ``Retry-After``. ``None``: no limit.
     rate_limit_per_s: float | None = None

@@ -159,6 +159,10 @@ class KomboProvider:
         self._retry_after_s = config.retry_after_s
         self._state = state
 
+    def rate_scope(self, submission: Submission) -> str:
+        """The integration (the sandbox's stand-in for Kombo's unpublished rate-limit scope)."""
+        return submission.integration_id
+
     def detects_duplicates(self, submission: Submission) -> bool:
         """Whether the ATS refuses a second application: not every ATS behind Kombo does (``nodupe:`` ids)."""
         return not submission.integration_id.startswith(NO_DUPLICATE_CHECK)

@@ -79,6 +79,9 @@ class Provider(Protocol):
     ) -> Reply:
         """The provider's answer for a scripted behaviour (``application`` is set once created)."""
 
+    def rate_scope(self, submission: Submission) -> str:
+        """Whose rate limit a request counts against, as the vendor counts it (an integration, or the API key)."""
+
     def detects_duplicates(self, submission: Submission) -> bool:
         """Whether a second creation of the same application is refused as "already exists"."""
 

@@ -98,6 +98,10 @@ class StackOneProvider:
         self._retry_after_s = config.retry_after_s
         self._state = state
 
+    def rate_scope(self, submission: Submission) -> str:
+        """The API key, across its accounts: "Each API key is limited to ... 1000 requests per minute"."""
+        return "api-key"
+
     def detects_duplicates(self, submission: Submission) -> bool:
         """Never: StackOne's create "attempts to create a new candidate" (its spec), whatever exists already."""
         return False
