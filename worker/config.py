@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     #: A retry window older than this parks as ``retries_exhausted`` instead of retrying.
     max_age_s: float = Field(default=2 * 24 * 3600.0, gt=0)
 
-    #: Extra lease time on top of the HTTP timeout before an in-flight attempt counts as lost.
+    #: Extra lease time on top of the provider's timeout before an in-flight attempt counts as lost.
     lease_margin_s: float = Field(default=30.0, ge=0)
     #: How often the dispatcher looks for due submissions.
     dispatch_interval_s: float = Field(default=0.25, gt=0)
@@ -150,8 +150,12 @@ class Settings(BaseSettings):
 
     @property
     def lease_s(self) -> float:
-        """Seconds an attempt may hold its submission before another worker may take it (the slowest provider)."""
-        return max(self.timeout_s(provider) for provider in Provider) + self.lease_margin_s
+        """The longest lease any attempt takes (the slowest provider's): what the broker must outlast."""
+        return max(self.lease_for(provider) for provider in Provider)
+
+    def lease_for(self, provider: Provider) -> float:
+        """Seconds an attempt at ``provider`` may hold its submission before another worker may take it."""
+        return self.timeout_s(provider) + self.lease_margin_s
 
     def timeout_s(self, provider: Provider) -> float:
         """How long one call to ``provider`` may take: its own setting, else ``http_timeout_s``, else the vendor's."""

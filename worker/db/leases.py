@@ -7,7 +7,7 @@ never run the same submission at once; the finishing write is guarded by the lea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -19,7 +19,7 @@ from worker.db.engine import is_postgres
 from worker.db.models import Attempt, Submission, UTCDateTime
 from worker.providers.base import Accepted, Answer, ErrorKind
 from worker.routing.policy import Verdict
-from worker.states import CLAIMABLE_STATUSES, Decision, Reason, Status, values
+from worker.states import CLAIMABLE_STATUSES, Decision, Provider, Reason, Status, values
 
 __all__ = [
     "LOOKUP",
@@ -60,7 +60,12 @@ _CLAIM = (
     .values(
         status=Status.IN_FLIGHT.value,
         lease_token=sa.bindparam("token"),
-        lease_expires_at=sa.bindparam("expires", type_=UTCDateTime()),
+        # each provider's lease outlasts its own timeout (Kombo's creates take up to 300 s, Celper's 30)
+        lease_expires_at=sa.case(
+            {p.value: sa.bindparam(f"expires_{p.value}", type_=UTCDateTime()) for p in Provider},
+            value=_S.c.provider,
+            else_=sa.bindparam("expires", type_=UTCDateTime()),
+        ),
         attempt_count=_S.c.attempt_count + 1,
         updated_at=_NOW,
     )
@@ -134,14 +139,19 @@ def defer(session: Session, submission_id: str, now: datetime, until: datetime) 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def claim(session: Session, submission_ids: Sequence[str], now: datetime, lease_s: float) -> dict[str, Claim]:
+def claim(
+    session: Session, submission_ids: Sequence[str], now: datetime, lease_s: float | Mapping[Provider, float]
+) -> dict[str, Claim]:
     """Lease those of the submissions that are due and free and open an attempt for each, in one transaction.
 
-    The others (not due, leased elsewhere, final) are left out of the answer.
+    ``lease_s`` is one lease for all, or one per provider. The others (not due, leased elsewhere, final) are
+    left out of the answer.
     """
     token = str(uuid.uuid4())
-    expires = now + timedelta(seconds=lease_s)
-    params = {"sids": list(submission_ids), "now": now, "token": token, "expires": expires}
+    leases = lease_s if isinstance(lease_s, Mapping) else dict.fromkeys(Provider, lease_s)
+    expires = {f"expires_{p.value}": now + timedelta(seconds=s) for p, s in leases.items()}
+    longest = now + timedelta(seconds=max(leases.values()))
+    params = {"sids": list(submission_ids), "now": now, "token": token, "expires": longest, **expires}
     rows = session.execute(_CLAIM, params).all()
     if not rows:
         session.rollback()

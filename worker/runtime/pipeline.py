@@ -53,8 +53,11 @@ class Runtime:
     pool: ThreadPoolExecutor = field(init=False)
     claims: Coalescer[str, Claim | None] = field(init=False)
     records: Coalescer[Finished, bool] = field(init=False)
+    #: each provider's lease: its timeout plus the margin
+    leases: dict[Provider, float] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.leases = {provider: self.settings.lease_for(provider) for provider in Provider}
         self.pool = ThreadPoolExecutor(self.settings.worker_concurrency, thread_name_prefix="applyq-attempt")
         self.claims = Coalescer(self.claim_each, "claim")
         self.records = Coalescer(self.finish_all, "record")
@@ -62,7 +65,7 @@ class Runtime:
     def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
         """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
         with self.sessions() as session:
-            leases = claim(session, submission_ids, self.clock(), self.settings.lease_s)
+            leases = claim(session, submission_ids, self.clock(), self.leases)
         return [leases.pop(sid, None) for sid in submission_ids]
 
     def finish_all(self, done: Sequence[Finished]) -> list[bool]:
