@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from worker.admin.edits import Edit, apply_edits
 from worker.admin.queries import ParkedFilter, parked_ids
 from worker.db.models import AuditEvent, Submission
-from worker.db.submissions import find_submission, provider_idempotency_key
+from worker.db.submissions import find_by_reference, provider_idempotency_key
 from worker.errors import InvalidSubmission
 from worker.schemas import SubmissionIn
 from worker.states import CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, Reason, Status, values
@@ -172,7 +172,7 @@ def resume_held(session: Session, provider: str, *, actor: str, now: datetime) -
 
 
 def _plan_requeue(session: Session, key: str, edits: Sequence[Edit], now: datetime) -> _Planned | ActionResult:
-    row = find_submission(session, key)
+    row = find_by_reference(session, key)
     if row is None:
         return ActionResult(key, Result.NOT_FOUND, message="no submission with this id or idempotency key")
     if row.status != Status.PARKED.value:
@@ -273,7 +273,7 @@ def cancel(
 
 
 def _cancel_one(session: Session, key: str, actor: str, reason: str, now: datetime) -> ActionResult:
-    row = find_submission(session, key)
+    row = find_by_reference(session, key)
     if row is None:
         session.rollback()
         return ActionResult(key, Result.NOT_FOUND, message="no submission with this id or idempotency key")

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from worker.db.models import AuditEvent, Submission
-from worker.db.submissions import find_submission
+from worker.db.submissions import find_by_reference
 from worker.states import FINAL_STATUSES, Status, values
 
 __all__ = ["ParkedFilter", "audit_events", "parked", "parked_ids", "percentile", "stats", "submission_with_history"]
@@ -67,7 +67,7 @@ def parked_ids(session: Session, filters: ParkedFilter) -> list[str]:
 
 def submission_with_history(session: Session, id_or_key: str) -> tuple[Submission, list[AuditEvent]] | None:
     """A submission (attempts loaded) and its audit trail, oldest first; None if not found."""
-    row = find_submission(session, id_or_key)
+    row = find_by_reference(session, id_or_key)
     if row is None:
         return None
     return row, audit_events(session, row.id)

@@ -105,6 +105,9 @@ def audit_json(event: AuditEvent) -> dict[str, Any]:
 def show_json(row: Submission, audit: Iterable[AuditEvent]) -> dict[str, Any]:
     """Everything about one submission: ``status --json`` plus the payload, the retry window and the audit."""
     data = submission_json(row, attempts=True)
+    # the provider's own reasons (field errors, StackOne's provider_errors): the remediation texts point here
+    for attempt, stored in zip(data["attempts"], row.attempts, strict=True):
+        attempt["details"] = stored.details
     data.update(
         payload=_elide_cv(row.payload),
         window_started_at=_iso(row.window_started_at),

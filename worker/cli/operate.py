@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import redis
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worker.admin import actions
@@ -28,6 +27,7 @@ from worker.cli.output import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
+    console,
     err,
     fail,
     load_settings,
@@ -66,8 +66,8 @@ def _filters(
 
 
 def _logging(settings: Settings) -> Settings:
-    """Admin actions log one JSON line each on stderr."""
-    configure_logging(settings.log_level)
+    """Admin actions log one JSON line each on stderr, for log collectors; a person at a terminal sees the results."""
+    configure_logging(settings.log_level if not err.is_terminal else "WARNING")
     return settings
 
 
@@ -88,7 +88,7 @@ def parked_list(
     if as_json:
         print_json(rows)
     else:
-        render_parked(Console(), rows)
+        render_parked(console(), rows)
 
 
 def show(
@@ -97,14 +97,14 @@ def show(
 ) -> None:
     """One submission: payload (candidate data is shown only here), every attempt, and the audit trail."""
     with sessions(load_settings())() as session:
-        found = submission_with_history(session, id_or_key)
+        found = parsed(lambda: submission_with_history(session, id_or_key))
         data = None if found is None else show_json(*found)
     if data is None:
         fail(f"no submission with id or idempotency key {id_or_key!r}", EXIT_NOT_FOUND)
     if as_json:
         print_json(data)
     else:
-        render_show(Console(), data)
+        render_show(console(), data)
 
 
 def requeue(
@@ -122,6 +122,7 @@ def requeue(
     note: Annotated[str | None, typer.Option(help="Why, for the audit trail (no candidate data).")] = None,
     actor: ActorOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be requeued.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="With --all: requeue without asking.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Put parked submissions back in the queue with a fresh retry budget, optionally editing the payload.
@@ -139,6 +140,8 @@ def requeue(
         fail("filters (--code, --provider, ...) only go with --all", EXIT_INVALID)
     if all_ and set_:
         fail("--set edits named submissions only; it cannot be combined with --all", EXIT_INVALID)
+    if all_ and all(v is None for v in bulk):
+        fail("--all needs a filter (--code, --provider, --integration, --reason or --since)", EXIT_INVALID)
     settings, who, now = _logging(load_settings()), actor or default_actor(), utcnow()
     with sessions(settings)() as session:
         if ids:
@@ -148,8 +151,18 @@ def requeue(
             )
         else:
             filters = _filters(provider, code, integration, reason, since)
-            results = _requeue_matching(session, filters, who, now, note, dry_run)
+            results = _requeue_matching(session, filters, who, now, note, dry_run or not _confirmed(yes))
     _finish(results, as_json)
+
+
+def _confirmed(yes: bool) -> bool:
+    """A bulk requeue goes ahead with ``--yes``, or when a person at a terminal says so; else it is a dry run."""
+    if yes:
+        return True
+    if not err.is_terminal:
+        err.print("a dry run: add --yes to requeue them", highlight=False)
+        return False
+    return typer.confirm("Requeue every parked submission matching these filters?", default=False, err=True)
 
 
 def _requeue_matching(
@@ -170,7 +183,7 @@ def _finish(results: Sequence[ActionResult], as_json: bool) -> None:
     if as_json:
         print_json([r.as_json() for r in results])
     else:
-        render_results(Console(), results)
+        render_results(console(), results)
     outcomes = {r.result for r in results}
     if Result.REFUSED in outcomes:
         refused = sum(r.result is Result.REFUSED for r in results)
@@ -189,7 +202,8 @@ def cancel(
     """Withdraw queued, scheduled or parked submissions (exit 5 for one in flight or already final)."""
     settings = _logging(load_settings())
     with sessions(settings)() as session:
-        results = actions.cancel(session, ids, actor=actor or default_actor(), reason=reason, now=utcnow())
+        who = actor or default_actor()
+        results = parsed(lambda: actions.cancel(session, ids, actor=who, reason=reason, now=utcnow()))
     _finish(results, as_json)
 
 
@@ -209,7 +223,7 @@ def resume(
     if as_json:
         print_json({"provider": provider.value, "limit_keys": keys, "resumed": ids})
     else:
-        Console().print(f"released {len(keys)} limit key(s) of {provider.value}; {len(ids)} held submission(s) due now")
+        console().print(f"released {len(keys)} limit key(s) of {provider.value}; {len(ids)} held submission(s) due now")
 
 
 def stats(
@@ -225,9 +239,9 @@ def stats(
     if as_json:
         print_json(data)
         return
-    render_stats(Console(), data)
+    render_stats(console(), data)
     if data["limits"]:
-        render_limits(Console(), data["limits"])
+        render_limits(console(), data["limits"])
 
 
 def purge(
@@ -252,7 +266,7 @@ def purge(
     else:
         verb = "would purge" if dry_run else "purged"
         line = f"{verb} {len(report.purged)} (cancelled {len(report.cancelled)}), skipped {len(report.skipped)}"
-        Console().print(line, highlight=False)
+        console().print(line, highlight=False)
     if report.skipped:
         err.print("some submissions were in flight or changed meanwhile: run the purge again", highlight=False)
         raise typer.Exit(EXIT_REFUSED)
@@ -281,7 +295,7 @@ def limits(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
     else:
-        render_limits(Console(), rows)
+        render_limits(console(), rows)
 
 
 def _limits(settings: Settings) -> list[dict[str, Any]]:

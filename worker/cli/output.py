@@ -27,6 +27,7 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_NOT_FOUND",
     "EXIT_REFUSED",
+    "console",
     "err",
     "fail",
     "load_settings",
@@ -43,6 +44,12 @@ EXIT_REFUSED = 5
 err = Console(stderr=True)
 
 T = TypeVar("T")
+
+
+def console() -> Console:
+    """Where tables go: the terminal's width, or, piped to a file, as wide as the content (ids never cut)."""
+    terminal = Console()
+    return terminal if terminal.is_terminal else Console(width=1000)
 
 
 def fail(message: str, code: int) -> NoReturn:

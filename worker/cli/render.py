@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from worker.admin.actions import ActionResult
 
@@ -56,12 +56,19 @@ def render_show(console: Console, data: dict[str, Any]) -> None:
     for path, value in _flatten(data["payload"]):
         console.print(f"  {path:20} {value}", highlight=False, soft_wrap=True, markup=False)
     console.print(attempts_table(data["attempts"], messages=True))
+    for attempt in data["attempts"]:
+        if attempt.get("details"):
+            console.print(f"[bold]attempt {attempt['number']}: the provider's details[/bold]")
+            for path, value in _flatten(attempt["details"]):
+                console.print(f"  {path:20} {value}", highlight=False, soft_wrap=True, markup=False)
     console.print(_audit_table(data["audit"]))
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, dict) and value:
         return [item for k, v in value.items() for item in _flatten(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(value, list) and value:
+        return [item for i, v in enumerate(value) for item in _flatten(v, f"{prefix}[{i}]")]
     return [(prefix, value)]
 
 
@@ -176,7 +183,8 @@ def render_status(console: Console, data: dict[str, Any]) -> None:
 
 def render_list(console: Console, rows: list[dict[str, Any]]) -> None:
     """A table of submissions."""
-    table = Table("id", "provider", "job", "status", "code", "attempts", "updated")
+    # the id is never cut (``applyq status`` takes it, or its first characters); the other columns wrap
+    table = Table(Column("id", no_wrap=True, min_width=36), "provider", "job", "status", "code", "attempts", "updated")
     for r in rows:
         table.add_row(
             r["id"], r["provider"], r["job_id"], r["status"], r["outcome_code"] or "",

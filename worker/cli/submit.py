@@ -8,21 +8,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from worker.admin.views import submission_json
 from worker.cli.output import (
     EXIT_CONFLICT,
     EXIT_INVALID,
     EXIT_NOT_FOUND,
+    console,
     fail,
     load_settings,
+    parsed,
     print_json,
     sessions,
 )
 from worker.cli.render import render_list, render_status
 from worker.clock import utcnow
-from worker.db.submissions import find_submission, list_submissions
+from worker.db.submissions import find_by_reference, list_submissions
 from worker.errors import IdempotencyConflict, InvalidSubmission
 from worker.intake.enqueue import enqueue, parse_json_lines, validate_all
 from worker.runtime.broker import resolve_broker_url
@@ -104,14 +105,14 @@ def status(
 ) -> None:
     """Show one submission and its attempt history."""
     with sessions(load_settings())() as session:
-        row = find_submission(session, id_or_key)
+        row = parsed(lambda: find_by_reference(session, id_or_key))
         data = None if row is None else submission_json(row, attempts=True)
     if data is None:
         fail(f"no submission with id or idempotency key {id_or_key!r}", EXIT_NOT_FOUND)
     if as_json:
         print_json(data)
     else:
-        render_status(Console(), data)
+        render_status(console(), data)
 
 
 def list_(
@@ -128,4 +129,4 @@ def list_(
     if as_json:
         print_json(rows)
     else:
-        render_list(Console(), rows)
+        render_list(console(), rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +17,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from worker.db.models import Submission
-from worker.errors import IdempotencyConflict
+from worker.errors import IdempotencyConflict, InvalidInput
 from worker.schemas import SubmissionIn
 from worker.states import Status
 
-__all__ = ["Stored", "add_submissions", "find_submission", "list_submissions", "provider_idempotency_key"]
+__all__ = [
+    "Stored",
+    "add_submissions",
+    "find_by_reference",
+    "find_submission",
+    "list_submissions",
+    "provider_idempotency_key",
+]
 
 _S = cast(sa.Table, Submission.__table__)
 
@@ -127,6 +135,26 @@ def _by_key(session: Session, key: str) -> Submission | None:
 def find_submission(session: Session, id_or_key: str) -> Submission | None:
     """A submission by id, else by idempotency key."""
     return session.get(Submission, id_or_key) or _by_key(session, id_or_key)
+
+
+def find_by_reference(session: Session, id_or_key: str) -> Submission | None:
+    """What an operator types: an id, an idempotency key, or a unique prefix of an id (``0916c50f``).
+
+    Only the CLI accepts prefixes (the HTTP API does not: a prefix would let a client probe for others' ids).
+    Raises ``InvalidInput`` naming the matches when a prefix names several.
+    """
+    found = find_submission(session, id_or_key)
+    if found is not None or not _ID_PREFIX.fullmatch(id_or_key):
+        return found
+    matches = list(session.scalars(sa.select(Submission).where(Submission.id.startswith(id_or_key)).limit(6)))
+    if len(matches) > 1:
+        shown = ", ".join(m.id for m in matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise InvalidInput(f"{id_or_key!r} is the start of several submission ids: {shown}; give more of it")
+    return matches[0] if matches else None
+
+
+#: What may abbreviate a submission id (a UUID): at least 4 of its characters, nothing SQL's LIKE would read.
+_ID_PREFIX = re.compile(r"[0-9a-f-]{4,35}")
 
 
 def list_submissions(

@@ -262,15 +262,31 @@ class Adapter(abc.ABC):
         """Send one attempt; return the answer and the latency in milliseconds. Never raises httpx errors."""
         return self.ask(self.build_request(delivery), self.parse)
 
+    def _secrets(self) -> tuple[str, ...]:
+        """What must never be stored or logged: the API key (and whatever an adapter derives from it)."""
+        return (self._api_key,) if self._api_key else ()
+
     def _redact(self, answer: Answer) -> Answer:
-        """Scrub our API key from anything the provider echoed back, before it is stored or logged."""
-        if isinstance(answer, Accepted) or not self._api_key:
+        """Scrub our secrets from anything the provider echoed back (message, title, details), before storing."""
+        if isinstance(answer, Accepted):
             return answer
-        key = self._api_key
-        if key not in answer.message and key not in (answer.title or ""):
+        message, title, details = answer.message, answer.title, answer.details
+        for secret in self._secrets():
+            message, title, details = _replace(message, secret), _replace(title, secret), _replace(details, secret)
+        if (message, title, details) == (answer.message, answer.title, answer.details):
             return answer
-        title = answer.title.replace(key, "[redacted]") if answer.title else answer.title
-        return dataclasses.replace(answer, message=answer.message.replace(key, "[redacted]"), title=title)
+        return dataclasses.replace(answer, message=message, title=title, details=details)
+
+
+def _replace(value: Any, secret: str) -> Any:
+    """``value`` with every occurrence of ``secret`` in its strings (nested too) replaced."""
+    if isinstance(value, str):
+        return value.replace(secret, "[redacted]")
+    if isinstance(value, dict):
+        return {_replace(k, secret): _replace(v, secret) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, secret) for v in value]
+    return value
 
 
 #: Most specific class first: the first match wins.

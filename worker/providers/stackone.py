@@ -19,7 +19,6 @@ status), which is kept on the attempt as ``details`` together with ``errorCode``
 from __future__ import annotations
 
 import base64
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -207,14 +206,9 @@ class StackOneAdapter(Adapter):
             headers=kept_headers(response),
         )
 
-    def _redact(self, answer: Answer) -> Answer:
-        """Scrub the API key and its Basic credentials from the message, title and ``details``."""
-        if isinstance(answer, Accepted) or not self._api_key:
-            return answer
-        message, title, details = answer.message, answer.title, answer.details
-        for secret in (self._api_key, self._credentials):
-            message, title, details = _replace(message, secret), _replace(title, secret), _replace(details, secret)
-        return dataclasses.replace(answer, message=message, title=title, details=details)
+    def _secrets(self) -> tuple[str, ...]:
+        """The API key and the Basic credentials made of it."""
+        return (self._api_key, self._credentials) if self._api_key else ()
 
 
 def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:
@@ -266,17 +260,6 @@ def _safe_headers(headers: object) -> dict[str, Any]:
         for name, value in headers.items()
         if isinstance(name, str) and (name.lower() in _SAFE_HEADERS or name.lower().startswith(_SAFE_HEADER_PREFIXES))
     }
-
-
-def _replace(value: Any, secret: str) -> Any:
-    """``value`` with every occurrence of ``secret`` in its strings (nested too) replaced."""
-    if isinstance(value, str):
-        return value.replace(secret, "[redacted]")
-    if isinstance(value, dict):
-        return {_replace(k, secret): _replace(v, secret) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace(v, secret) for v in value]
-    return value
 
 
 def _account_provider(response: httpx.Response) -> str | ProviderError | None:

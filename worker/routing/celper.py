@@ -80,8 +80,9 @@ CELPER_CODES: Mapping[str, Rule] = {
     ),
     "IDEMPOTENCY_CONFLICT": park(
         Reason.IDEMPOTENCY_CONFLICT,
-        "Celper has seen this submission's Idempotency-Key with another body (the payload was edited with "
-        "requeue --set, or a bug in applyq). Celper forgets a key after 24 hours: requeue after that.",
+        "Celper has seen this submission's Idempotency-Key with another body: applyq sends a new key with every "
+        "edited payload, so this is a bug or another client using the key; report it. Celper forgets a key after "
+        "24 hours: requeue after that.",
     ),
     "INTERNAL_ERROR": retry(Reason.PROVIDER_ERROR, unknown_outcome=True, max_attempts=3, remediation=_CELPER_SUPPORT),
 }

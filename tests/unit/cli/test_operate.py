@@ -81,11 +81,63 @@ def test_bulk_requeue_dry_run_then_for_real(sessions: sessionmaker[Session]) -> 
     dry = applyq(*args, "--dry-run")
     assert dry.exit_code == 0 and "would requeue 3" in dry.stdout
     assert {row(sessions, i).status for i in ids} == {"parked"}
-    done = applyq(*args, "--actor", "ops")
+    unconfirmed = applyq(*args, "--actor", "ops")  # not a terminal, no --yes: only says what it would do
+    assert unconfirmed.exit_code == 0 and "would requeue 3" in unconfirmed.stdout and "--yes" in unconfirmed.stderr
+    assert {row(sessions, i).status for i in ids} == {"parked"}
+    done = applyq(*args, "--actor", "ops", "--yes")
     assert done.exit_code == 0 and "requeued 3" in done.stdout
     assert {row(sessions, i).status for i in ids} == {"queued"}
     assert row(sessions, other).status == "parked"
-    assert "nothing to do" in applyq(*args).stdout
+    assert "nothing to do" in applyq(*args, "--yes").stdout
+
+
+def test_requeue_all_without_a_filter_is_refused(sessions: sessionmaker[Session]) -> None:
+    parked = make(sessions)
+    refused = applyq("requeue", "--all", "--yes")
+    assert refused.exit_code == 2 and "needs a filter" in refused.stderr
+    assert row(sessions, parked).status == "parked"
+
+
+def test_ids_are_whole_in_piped_tables_and_a_unique_prefix_names_one(sessions: sessionmaker[Session]) -> None:
+    submission_id = make(sessions)
+    listed = applyq("list")
+    assert submission_id in listed.stdout  # not cut at 80 columns
+    status = applyq("status", submission_id[:8], "--json")
+    assert status.exit_code == 0 and json.loads(status.stdout)["id"] == submission_id
+    assert applyq("show", submission_id[:8], "--json").exit_code == 0
+
+
+def test_an_ambiguous_prefix_exits_2_listing_the_matches(sessions: sessionmaker[Session]) -> None:
+    import sqlalchemy as sa
+
+    from worker.db.models import Submission
+
+    first, second = "0916c50f-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "0916c50f-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+    for new_id in (first, second):
+        made = make(sessions, attempts=0)
+        with sessions() as session:
+            session.execute(sa.update(Submission).where(Submission.id == made).values(id=new_id))
+            session.commit()
+    ambiguous = applyq("status", "0916c50f")
+    assert ambiguous.exit_code == 2 and first in ambiguous.stderr and second in ambiguous.stderr
+
+
+def test_show_includes_the_providers_details(sessions: sessionmaker[Session]) -> None:
+    import sqlalchemy as sa
+
+    from worker.db.models import Attempt
+
+    submission_id = make(sessions)
+    details = {"provider_errors": [{"status": 422, "raw": {"message": "The job is closed."}}]}
+    with sessions() as session:
+        session.execute(sa.update(Attempt).where(Attempt.submission_id == submission_id).values(details=details))
+        session.commit()
+    data = json.loads(applyq("show", submission_id, "--json").stdout)
+    assert data["attempts"][0]["details"] == details
+    shown = applyq("show", submission_id)
+    assert "The job is closed." in shown.stdout
+    status = json.loads(applyq("status", submission_id, "--json").stdout)
+    assert "details" not in status["attempts"][0]  # candidate data and provider echoes: show only
 
 
 def test_cancel_needs_a_reason_and_refuses_final_work(sessions: sessionmaker[Session]) -> None:
