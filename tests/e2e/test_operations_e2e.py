@@ -86,7 +86,7 @@ def test_bulk_requeue_of_one_integration_after_the_customer_reauthenticated(stac
     args = ("requeue", "--all", "--code", "INTEGRATION.PERMISSION_MISSING", "--integration", integration)
     dry = cli_json(stack, *args, "--dry-run")
     assert sorted(r["id"] for r in dry) == sorted(ids) and {r["result"] for r in dry} == {"would_requeue"}
-    done = cli_json(stack, *args, "--note", "customer re-authenticated")
+    done = cli_json(stack, *args, "--note", "customer re-authenticated", "--yes")
     assert {r["result"] for r in done} == {"requeued"}
     stack.wait_final(*ids)  # the sandbox still refuses: parked again, after a second attempt
     for submission_id in ids:
