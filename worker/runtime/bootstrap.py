@@ -13,6 +13,7 @@ from worker.runtime.broker import resolve_broker_url
 from worker.runtime.pipeline import Runtime
 from worker.states import Provider
 from worker.traffic.limiter import AdaptiveParams, RedisLimiter, redis_client
+from worker.traffic.limits import provider_key
 from worker.traffic.signals import Traffic
 
 __all__ = ["build_runtime", "build_traffic"]
@@ -42,9 +43,10 @@ def build_traffic(settings: Settings, broker_url: str | None) -> Traffic:
     """The Redis limiter with the configured limits."""
     client = redis_client(broker_url or resolve_broker_url(settings))
     api_keys = {
-        Provider.KOMBO: settings.kombo_api_key.get_secret_value(),
-        Provider.STACKONE: settings.stackone_api_key.get_secret_value(),
-        Provider.CELPER: settings.celper_api_key.get_secret_value(),
+        Provider.KOMBO: settings.kombo_api_key,
+        Provider.STACKONE: settings.stackone_api_key,
+        Provider.CELPER: settings.celper_api_key,
     }
+    names = {provider: provider_key(provider, key.get_secret_value()) for provider, key in api_keys.items()}
     limiter = RedisLimiter(client, AdaptiveParams(hold_s=settings.hold_probe_s))
-    return Traffic(limiter, settings.limit_specs, api_keys)
+    return Traffic(limiter, settings.limit_specs, names)

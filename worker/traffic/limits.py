@@ -28,7 +28,7 @@ VENDOR_DEFAULTS: Mapping[Provider, LimitSpec] = {
 }
 
 
-def limit_key(provider: Provider, integration_id: str | None, api_key: str = "") -> str:
+def limit_key(provider: Provider, integration_id: str | None, key_name: str) -> str:
     """Whose limit a submission counts against, as each vendor counts it.
 
     * StackOne: the API key, across all its accounts ("Each API key is limited to a maximum of 1000 requests per
@@ -38,10 +38,10 @@ def limit_key(provider: Provider, integration_id: str | None, api_key: str = "")
       guide). Kombo's rate limit covers "all API requests" without a published scope; applyq learns it per
       integration (an open issue: a key-wide cooldown on ``PLATFORM.RATE_LIMIT_EXCEEDED``).
 
-    The keys name the API key by a short hash, never the key itself.
+    ``key_name`` is the API key as ``provider_key`` names it: by a short hash, never the key itself.
     """
     if provider in (Provider.CELPER, Provider.STACKONE):
-        return provider_key(provider, api_key)
+        return key_name
     return f"{provider.value}:{integration_id}"
 
 

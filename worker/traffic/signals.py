@@ -21,16 +21,16 @@ class Traffic:
 
     limiter: Limiter = field(default_factory=Unlimited)
     configured: Mapping[str, LimitSpec] = field(default_factory=dict)
-    #: each provider's API key, to name its key-wide limit keys and holds (never shown: a short hash)
-    api_keys: Mapping[Provider, str] = field(default_factory=dict)
+    #: each provider's API key as ``provider_key`` names it (a short hash, computed once: never the key itself)
+    provider_keys: Mapping[Provider, str] = field(default_factory=dict)
 
     def key(self, provider: Provider, integration_id: str | None) -> str:
         """The limit key of a submission."""
-        return limit_key(provider, integration_id, self.api_keys.get(provider, ""))
+        return limit_key(provider, integration_id, self.hold_key(provider))
 
     def hold_key(self, provider: Provider) -> str:
         """The provider key a configuration error holds: the API key (by a short hash), across integrations."""
-        return provider_key(provider, self.api_keys.get(provider, ""))
+        return self.provider_keys.get(provider) or provider_key(provider, "")
 
     def spec(self, key: str) -> LimitSpec:
         """The limits that apply to a key."""

@@ -4,7 +4,7 @@ import pytest
 
 from worker.config import LimitSpec, parse_rate, parse_rate_limits
 from worker.states import Provider
-from worker.traffic.limits import limit_key, resolve_spec
+from worker.traffic.limits import limit_key, provider_key, resolve_spec
 
 
 @pytest.mark.parametrize(
@@ -46,14 +46,15 @@ def test_an_exact_key_beats_the_wildcard_which_beats_the_vendor_default() -> Non
 
 
 def test_celper_limits_are_per_api_key_and_never_show_it() -> None:
-    key = limit_key(Provider.CELPER, None, "celp_secret")
+    key = limit_key(Provider.CELPER, None, provider_key(Provider.CELPER, "celp_secret"))
     assert key.startswith("celper:") and "secret" not in key
-    assert limit_key(Provider.KOMBO, "greenhouse:1") == "kombo:greenhouse:1"
+    assert limit_key(Provider.KOMBO, "greenhouse:1", provider_key(Provider.KOMBO, "k")) == "kombo:greenhouse:1"
 
 
 def test_stackone_limits_are_per_api_key_across_its_accounts() -> None:
     # StackOne: "Each API key is limited to a maximum of 1000 requests per minute"
-    one, other = limit_key(Provider.STACKONE, "acc-1", "so-key"), limit_key(Provider.STACKONE, "acc-2", "so-key")
+    name = provider_key(Provider.STACKONE, "so-key")
+    one, other = limit_key(Provider.STACKONE, "acc-1", name), limit_key(Provider.STACKONE, "acc-2", name)
     assert one == other and one.startswith("stackone:key-") and "so-key" not in one
     assert resolve_spec(one, {}).rate_per_s == 1000 / 60
 
