@@ -153,19 +153,18 @@ def resume_held(session: Session, provider: str, *, actor: str, now: datetime) -
     Once the operator fixed the key they need not wait for it; any other wait (a rate, a cooldown) is simply
     imposed again by traffic control when they come due.
     """
-    waiting = sa.select(Submission.id).where(
-        Submission.provider == provider,
-        Submission.status.in_(values(CLAIMABLE_STATUSES)),
-        Submission.next_attempt_at > now,
-    )
-    ids = list(session.scalars(waiting))
-    if ids:
-        session.execute(
-            sa.update(Submission)
-            .where(Submission.id.in_(ids), Submission.status.in_(values(CLAIMABLE_STATUSES)))
-            .values(next_attempt_at=now, published_at=None, updated_at=now)
-            .execution_options(synchronize_session=False)
+    resumed = session.scalars(
+        sa.update(Submission)
+        .where(
+            Submission.provider == provider,
+            Submission.status.in_(values(CLAIMABLE_STATUSES)),
+            Submission.next_attempt_at > now,
         )
+        .values(next_attempt_at=now, published_at=None, updated_at=now)
+        .returning(Submission.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(resumed)
     session.commit()
     log.info("held submissions resumed", extra={"provider": provider, "actor": actor, "count": len(ids)})
     return ids

@@ -237,3 +237,18 @@ def test_stats_count_and_time_to_final_state(sessions: sessionmaker[Session]) ->
 )
 def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected: float | None) -> None:
     assert percentile(values, q) == expected
+
+
+def test_resume_held_makes_the_providers_waiting_submissions_due_now(sessions: sessionmaker[Session]) -> None:
+    from worker.admin.actions import resume_held
+
+    waiting, other_provider, parked = make(sessions, "queued", attempts=0), make(sessions, "queued", attempts=0,
+        provider="celper", integration_id=None), make(sessions)  # fmt: skip
+    with sessions() as session:
+        session.execute(sa.update(Submission).values(next_attempt_at=LATER))
+        session.commit()
+        resumed = resume_held(session, "kombo", actor="ops", now=NOW)
+    assert resumed == [waiting]
+    assert row(sessions, waiting).next_attempt_at == NOW
+    assert row(sessions, other_provider).next_attempt_at == LATER
+    assert row(sessions, parked).status == "parked"

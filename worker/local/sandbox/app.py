@@ -68,16 +68,7 @@ class _ProviderEndpoint:
         """Log the request, wait out the latency, answer it and note the status."""
         provider, state = self._provider, self._state
         body = _json_or_none(await request.body())
-        record = RequestRecord(
-            log_id=state.new_uuid(),
-            provider=provider.name,
-            method=request.method,
-            path=request.url.path,
-            job_id=provider.job_id(request.path_params, body),
-            headers=_redacted(request.headers, provider.is_authorized(request.headers)),
-            body=body,
-        )
-        state.log_request(record)
+        record = _logged(state, provider, request, provider.job_id(request.path_params, body), body)
         with state.in_flight(provider.name, provider.integration_id(request.headers) or "") as in_flight:
             if self._config.latency_ms > 0:
                 await asyncio.sleep(self._config.latency_ms / 1000)
@@ -128,19 +119,25 @@ class _ReadEndpoint:
     async def handle(self, request: Request) -> Response:
         """Log the read, answer it from the state, note the status."""
         provider, state = self._provider, self._state
-        record = RequestRecord(
-            log_id=state.new_uuid(),
-            provider=provider.name,
-            method=request.method,
-            path=request.url.path,
-            job_id=None,
-            headers=_redacted(request.headers, provider.is_authorized(request.headers)),
-            body=None,
-        )
-        state.log_request(record)
+        record = _logged(state, provider, request, None, None)
         reply = provider.read(self._path, request.headers, request.path_params, request.query_params)
         state.answered(record, reply.status)
         return Response(reply.body, reply.status, dict(reply.headers), reply.media_type)
+
+
+def _logged(state: SandboxState, provider: Provider, request: Request, job_id: str | None, body: Any) -> RequestRecord:
+    """Enter a provider request in the request log on arrival, its credentials redacted."""
+    record = RequestRecord(
+        log_id=state.new_uuid(),
+        provider=provider.name,
+        method=request.method,
+        path=request.url.path,
+        job_id=job_id,
+        headers=_redacted(request.headers, provider.is_authorized(request.headers)),
+        body=body,
+    )
+    state.log_request(record)
+    return record
 
 
 def _json_or_none(raw: bytes) -> Any:
