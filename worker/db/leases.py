@@ -162,22 +162,23 @@ def claim(
     )
     attempt_ids: dict[str, int] = {row.submission_id: row.id for row in opened}
     session.commit()
-    return {
-        row.id: Claim(
-            submission_id=row.id,
-            lease_token=token,
-            attempt_id=int(attempt_ids[row.id]),
-            attempt_number=row.attempt_count,
-            window_attempt=row.attempt_count - row.window_attempt_base,
-            window_started_at=row.window_started_at,
-            integration_id=row.integration_id,
-            had_unknown_outcome=history.get(row.id, _FRESH).had_unknown_outcome,
-            needs_lookup=history.get(row.id, _FRESH).needs_lookup,
-            provider_idempotency_key=row.provider_idempotency_key,
-            payload=row.payload,
-        )
-        for row in rows
-    }
+    return {row.id: _claim(row, token, int(attempt_ids[row.id]), history.get(row.id, _FRESH)) for row in rows}
+
+
+def _claim(row: sa.Row[Any], token: str, attempt_id: int, history: _History) -> Claim:
+    return Claim(
+        submission_id=row.id,
+        lease_token=token,
+        attempt_id=attempt_id,
+        attempt_number=row.attempt_count,
+        window_attempt=row.attempt_count - row.window_attempt_base,
+        window_started_at=row.window_started_at,
+        integration_id=row.integration_id,
+        had_unknown_outcome=history.had_unknown_outcome,
+        needs_lookup=history.needs_lookup,
+        provider_idempotency_key=row.provider_idempotency_key,
+        payload=row.payload,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +243,7 @@ class Finished:
     #: when the answer came
     at: datetime
     #: ``SEND`` or ``LOOKUP``
-    kind: str = "send"
+    kind: str = SEND
 
 
 def finish(session: Session, done: Sequence[Finished]) -> list[bool]:

@@ -163,9 +163,7 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
     adapter = runtime.adapters[submission.provider]
     looking = lease.needs_lookup and adapter.can_look_up
     started = time.perf_counter()
-    answer = adapter.look_up(delivery) if looking else None
-    if answer is None:
-        answer, _ = adapter.deliver(delivery)
+    answer = adapter.look_up(delivery) if looking else adapter.deliver(delivery)[0]
     latency_ms = (time.perf_counter() - started) * 1000
     now = runtime.clock()
     ats = adapter.ats(submission.integration_id)
