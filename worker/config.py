@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(default=600.0, gt=0)
     #: A configuration error of a provider key (revoked key, IP not allow-listed) holds the key: one probe per
     #: this many seconds until it is fixed (or ``applyq resume --provider P``); nothing is parked meanwhile.
+    #: No vendor names a probe interval: five minutes is our choice (one refused call per key per interval).
     hold_probe_s: float = Field(default=300.0, gt=0)
     #: Wait before retrying ``INTEGRATION.SETUP_SYNC_PENDING``: initial syncs take hours.
     sync_pending_delay_s: float = Field(default=3600.0, ge=0)

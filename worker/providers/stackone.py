@@ -55,7 +55,9 @@ __all__ = [
     "stackone_body",
 ]
 
-#: How long the ATS of an account is trusted before the account API is asked again.
+#: How long the ATS of an account is trusted before the account API is asked again. StackOne says nothing of
+#: caching ``GET /accounts/{id}``: an hour is our choice (an account's provider changes only when re-linked,
+#: and a 401 or 404 forgets it at once).
 ACCOUNT_TTL_S = 3600.0
 #: Applications of the candidates found by email that a lookup reads, at most.
 _LOOKUP_APPLICATIONS = 20
