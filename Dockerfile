@@ -5,9 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY worker ./worker
-COPY migrations ./migrations
-# Editable, so `applyq migrate` finds migrations/ next to the package (worker/db/engine.py looks there).
-RUN pip install -e . && useradd --create-home --uid 10001 applyq
+# Migrations and Lua scripts ship inside the package, so a plain install can migrate.
+RUN pip install . && useradd --create-home --uid 10001 applyq
 USER applyq
 
 ENTRYPOINT ["applyq"]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["create_engine", "create_session_factory", "is_postgres", "migrate"]
 
-_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # shipped inside the package, so a wheel can migrate
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
