@@ -16,7 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from worker.states import Status
 
-__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime", "WebhookEvent"]
+__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime", "VendorEvent", "WebhookEvent"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -193,3 +193,25 @@ class WebhookEvent(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VendorEvent(Base):
+    """A provider's own webhook (Kombo, StackOne), stored once per event id before it is acknowledged."""
+
+    __tablename__ = "applyq_vendor_event"
+    __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    #: The vendor's event id: a redelivery of the same event finds this row and changes nothing.
+    event_id: Mapped[str] = mapped_column(sa.String(200))
+    event_type: Mapped[str] = mapped_column(sa.String(100))
+    #: Kombo's integration id or StackOne's account id, as submissions carry it.
+    integration_id: Mapped[str | None] = mapped_column(sa.String(200), index=True)
+    #: The verified body, as the vendor sent it (integration metadata, never candidate data).
+    payload: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
+    #: ``None`` until the resume rules have run on it.
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: What the rules did, e.g. ``requeued 20`` or ``auto-resume off``.
+    result: Mapped[str | None] = mapped_column(sa.Text)
