@@ -14,6 +14,8 @@ from worker.cli.output import EXIT_INVALID, err, fail, load_settings, parsed, se
 from worker.clock import utcnow
 from worker.db.engine import migrate as upgrade_schema
 from worker.logs import configure_logging
+from worker.runtime.broker import resolve_broker_url
+from worker.traffic.limiter import RedisLimiter, redis_client
 
 __all__ = ["api", "demo", "dispatcher", "flower", "metrics", "migrate", "sandbox", "worker"]
 
@@ -114,9 +116,12 @@ def metrics(
     port: Annotated[int, typer.Option(help="TCP port.")] = 9808,
     address: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container).")] = "127.0.0.1",
 ) -> None:
-    """Serve Prometheus metrics from the database (outcomes per provider and code, parked and due backlogs)."""
+    """Serve Prometheus metrics: outcomes, parked and due backlogs (database) and traffic control (Redis)."""
     from worker.ops.metrics import build_registry, serve_metrics  # local: prometheus_client's server
+    from worker.ops.traffic_metrics import TrafficCollector
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    serve_metrics(build_registry(sessions(settings), utcnow), address=address, port=port)
+    limiter = RedisLimiter(redis_client(resolve_broker_url(settings))) if settings.traffic_control else None
+    extra = [TrafficCollector(limiter)] if limiter else []
+    serve_metrics(build_registry(sessions(settings), utcnow, extra), address=address, port=port)

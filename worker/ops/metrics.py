@@ -12,8 +12,9 @@ database on every scrape (a few ``GROUP BY`` queries), so they are right after r
   up; a growing value means workers or the dispatcher are behind or down (gauges)
 * ``applyq_attempt_outcomes_total{provider,decision,code}``: every recorded attempt (counter)
 
-Another source (e.g. per-integration cooldowns, from the traffic-control issue) is one more function
-in ``SOURCES``: it takes a session and the time, and yields metric families.
+Another database source is one more function in ``SOURCES``: it takes a session and the time, and
+yields metric families. Traffic control's state lives in Redis, not here: ``worker/ops/traffic_metrics.py``
+adds it to the same registry.
 """
 
 from __future__ import annotations
@@ -134,10 +135,13 @@ class ApplyqCollector(Collector):
         return families
 
 
-def build_registry(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> CollectorRegistry:
-    """A registry holding only applyq's collector (no process metrics: Flower has those)."""
+def build_registry(
+    sessions: sessionmaker[Session], clock: Callable[[], datetime], extra: Sequence[Collector] = ()
+) -> CollectorRegistry:
+    """A registry holding applyq's collectors only (no process metrics: Flower has those)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ApplyqCollector(sessions, clock))
+    for collector in (ApplyqCollector(sessions, clock), *extra):
+        registry.register(collector)
     return registry
 
 
