@@ -17,11 +17,13 @@ from typing import Any
 import typer
 
 from worker.cli import operate, run, submit
+from worker.cli.helptext import Command, Group
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="applyq",
+    cls=Group,
     help="Deliver job applications to ATS providers, reliably. See `applyq COMMAND --help`.",
     no_args_is_help=True,
     add_completion=False,
@@ -51,7 +53,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 ]
 
 for _name, _command in _COMMANDS:
-    app.command(_name)(_command)
+    app.command(_name, cls=Command)(_command)
 app.add_typer(operate.parked_app, name="parked")
 
 

@@ -23,6 +23,7 @@ from worker.admin.edits import default_actor, parse_duration, parse_edit, parse_
 from worker.admin.queries import ParkedFilter, parked, submission_with_history
 from worker.admin.queries import stats as submission_stats
 from worker.admin.views import parked_json, show_json
+from worker.cli.helptext import Command, Group
 from worker.cli.output import (
     EXIT_INVALID,
     EXIT_NOT_FOUND,
@@ -47,7 +48,7 @@ from worker.traffic.limits import describe_limits
 
 __all__ = ["cancel", "health", "limits", "parked_app", "purge", "requeue", "resume", "show", "stats"]
 
-parked_app = typer.Typer(help="What needs a human: parked submissions.", no_args_is_help=True)
+parked_app = typer.Typer(help="What needs a human: parked submissions.", no_args_is_help=True, cls=Group)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 ActorOpt = Annotated[str | None, typer.Option(help="Who is acting, for the audit trail (default: the OS user).")]
@@ -71,7 +72,7 @@ def _logging(settings: Settings) -> Settings:
     return settings
 
 
-@parked_app.command("list")
+@parked_app.command("list", cls=Command)
 def parked_list(
     provider: ProviderOpt = None,
     code: CodeOpt = None,
