@@ -11,6 +11,7 @@ from enum import StrEnum
 __all__ = [
     "CANCELLABLE_STATUSES",
     "CLAIMABLE_STATUSES",
+    "DEFAULT_SCOPE",
     "FINAL_STATUSES",
     "OUTCOME_STATUSES",
     "TOO_FAST_REASONS",
@@ -137,3 +138,7 @@ TOO_FAST_REASONS = frozenset({Reason.RATE_LIMITED, Reason.CONCURRENCY_LIMITED})
 UNAVAILABLE_REASONS = frozenset(
     {Reason.UNAVAILABLE, Reason.UNREACHABLE, Reason.BAD_GATEWAY, Reason.GATEWAY_TIMEOUT, Reason.TIMEOUT}
 )
+
+#: The idempotency-key space of the CLI, the Python API, API tokens named ``default`` and every submission
+#: stored before keys were scoped per API token (migration 0005).
+DEFAULT_SCOPE = "default"

@@ -23,6 +23,7 @@ from worker.admin.queries import ParkedFilter, parked_ids
 from worker.db.models import AuditEvent, Submission
 from worker.db.submissions import find_by_reference, provider_idempotency_key
 from worker.errors import InvalidSubmission
+from worker.privacy import email_key
 from worker.schemas import SubmissionIn
 from worker.states import CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, Reason, Status, values
 
@@ -194,6 +195,7 @@ def _plan_requeue(session: Session, key: str, edits: Sequence[Edit], now: dateti
         except InvalidSubmission as exc:
             raise InvalidSubmission(f"{row.id}: " + str(exc).replace("\n", f"\n{row.id}: ")) from exc
         values.update(payload=item.payload(), job_id=item.job_id, integration_id=item.integration_id)
+        values["email_key"] = email_key(item.candidate.email)  # purge finds the edited address, not the old one
         values["provider_idempotency_key"] = provider_idempotency_key(item.idempotency_key, item.payload_hash())
         changes.update(_edit_changes(row, item, changed))
     return _Planned(_Seen.of(row), values, changes)

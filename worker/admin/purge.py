@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from worker.admin.actions import CANCELLABLE, compare_and_set, record_audit
 from worker.db.models import Attempt, AuditEvent, Submission
+from worker.privacy import email_key, email_spellings
 from worker.states import FINAL_STATUSES, Reason, Status, values
 
 __all__ = ["PURGED", "PurgeReport", "emails_matching", "older_than", "purge", "purge_email", "purge_older_than"]
@@ -54,19 +55,24 @@ def older_than(age: timedelta, now: datetime) -> sa.ColumnElement[bool]:
 
 
 def emails_matching(email: str) -> sa.ColumnElement[bool]:
-    """The candidate's email is this address, or a stored provider message quotes it (case-insensitive)."""
-    needle = email.strip().lower()
+    """The candidate's address is this one, or a stored provider message quotes it.
+
+    The candidate's address by its stored ``email_key`` (any casing, Unicode or IDNA domain, the same on
+    SQLite and PostgreSQL); messages by each spelling of the address, case-insensitively (``lower()`` is
+    Unicode-aware on both: ``worker/db/engine.py`` gives SQLite one).
+    """
+    spellings = email_spellings(email)
+
+    def quotes(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return sa.or_(*(sa.func.lower(column).contains(s, autoescape=True) for s in sorted(spellings)))
+
     quoted_in_attempts = sa.select(Attempt.submission_id).where(
-        sa.or_(
-            sa.func.lower(Attempt.error_message).contains(needle, autoescape=True),
-            sa.func.lower(Attempt.error_title).contains(needle, autoescape=True),
-            sa.func.lower(sa.cast(Attempt.details, sa.Text)).contains(needle, autoescape=True),
-        )
+        sa.or_(quotes(Attempt.error_message), quotes(Attempt.error_title), quotes(sa.cast(Attempt.details, sa.Text)))
     )
     return sa.or_(
-        sa.func.lower(Submission.payload["candidate"]["email"].as_string()) == needle,
-        sa.func.lower(Submission.outcome_message).contains(needle, autoescape=True),
-        sa.func.lower(Submission.outcome_title).contains(needle, autoescape=True),
+        Submission.email_key == email_key(email),
+        quotes(Submission.outcome_message),
+        quotes(Submission.outcome_title),
         Submission.id.in_(quoted_in_attempts),
     )
 
@@ -108,6 +114,7 @@ def _purge_one(
     values: dict[str, Any] = {
         "payload": {**payload, "candidate": None, "purged_at": now.isoformat()},
         "payload_hash": PURGED,
+        "email_key": None,
         "outcome_title": None,
         "outcome_message": None,
         "updated_at": now,

@@ -1,6 +1,8 @@
 """JSON shapes of submissions for the CLI contract (``status``, ``list``, ``parked list``, ``show``).
 
-Candidate data (the payload, provider messages that may quote it) appears only in ``show_json``.
+Candidate data (the payload, provider messages that may quote it) appears only in ``show_json``; everywhere
+else a provider's message is passed through ``worker.privacy.scrub``, which removes the candidate's own
+values, email addresses and phone numbers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from worker.db.models import Attempt, AuditEvent, Submission
+from worker.privacy import candidate_values, scrub
 
 __all__ = ["attempt_json", "audit_json", "parked_json", "show_json", "submission_json"]
 
@@ -19,7 +22,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def submission_json(row: Submission, *, attempts: bool = False) -> dict[str, Any]:
-    """The stable JSON form of a submission (no candidate data)."""
+    """The stable JSON form of a submission (no candidate data: provider messages scrubbed)."""
+    candidate = candidate_values(row.payload)
     data: dict[str, Any] = {
         "id": row.id,
         "idempotency_key": row.idempotency_key,
@@ -28,7 +32,7 @@ def submission_json(row: Submission, *, attempts: bool = False) -> dict[str, Any
         "job_id": row.job_id,
         "status": row.status,
         "outcome_code": row.outcome_code,
-        "outcome_message": row.outcome_message,
+        "outcome_message": scrub(row.outcome_message, candidate),
         "outcome_reason": row.outcome_reason,
         "remediation": row.remediation,
         "remote_id": row.remote_id,
@@ -38,12 +42,12 @@ def submission_json(row: Submission, *, attempts: bool = False) -> dict[str, Any
         "updated_at": _iso(row.updated_at),
     }
     if attempts:
-        data["attempts"] = [attempt_json(a) for a in row.attempts]
+        data["attempts"] = [attempt_json(a, candidate) for a in row.attempts]
     return data
 
 
-def attempt_json(row: Attempt) -> dict[str, Any]:
-    """One attempt of the history."""
+def attempt_json(row: Attempt, candidate: Sequence[str] = ()) -> dict[str, Any]:
+    """One attempt of the history, its provider's title and message scrubbed of ``candidate`` and the like."""
     return {
         "number": row.number,
         "kind": row.kind,
@@ -52,8 +56,8 @@ def attempt_json(row: Attempt) -> dict[str, Any]:
         "latency_ms": round(row.latency_ms, 1) if row.latency_ms is not None else None,
         "http_status": row.http_status,
         "error_code": row.error_code,
-        "error_title": row.error_title,
-        "error_message": row.error_message,
+        "error_title": scrub(row.error_title, candidate),
+        "error_message": scrub(row.error_message, candidate),
         "log_url": row.log_url,
         "request_id": row.request_id,
         "decision": row.decision,
@@ -105,10 +109,11 @@ def audit_json(event: AuditEvent) -> dict[str, Any]:
 def show_json(row: Submission, audit: Iterable[AuditEvent]) -> dict[str, Any]:
     """Everything about one submission: ``status --json`` plus the payload, the retry window and the audit."""
     data = submission_json(row, attempts=True)
-    # the provider's own reasons (field errors, StackOne's provider_errors): the remediation texts point here
+    # the provider's own words, unscrubbed (field errors, StackOne's provider_errors): remediation points here
     for attempt, stored in zip(data["attempts"], row.attempts, strict=True):
-        attempt["details"] = stored.details
+        attempt.update(error_title=stored.error_title, error_message=stored.error_message, details=stored.details)
     data.update(
+        outcome_message=row.outcome_message,
         payload=_elide_cv(row.payload),
         window_started_at=_iso(row.window_started_at),
         window_attempt_base=row.window_attempt_base,

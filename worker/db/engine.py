@@ -34,12 +34,20 @@ def _tune_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # SQLite's built-in lower() folds ASCII only (sqlite.org/lang_corefunc.html#lower), so "JÖRG" would
+        # never match "jörg"; an application-defined function of the same name replaces it (sqlite.org/appfunc.html)
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction can't hit SQLITE_BUSY
         # half-way, and two dispatchers can't pick the same rows.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _lower(value: object) -> object:
+    """Python's Unicode ``str.lower`` as SQLite's ``lower()``, like PostgreSQL's in a UTF-8 locale."""
+    return value.lower() if isinstance(value, str) else value
 
 
 def is_postgres(target: str | sa.Engine | Session) -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from worker.states import Status
+from worker.states import DEFAULT_SCOPE, Status
 
 __all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime", "VendorEvent", "WebhookEvent"]
 
@@ -67,10 +67,13 @@ class Submission(Base):
     __table_args__ = (
         sa.Index("ix_applyq_submission_due", "status", "next_attempt_at"),
         sa.Index("ix_applyq_submission_provider_status", "provider", "status"),
+        sa.UniqueConstraint("client_scope", "idempotency_key", name="uq_applyq_submission_scope_key"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=_new_id)
-    idempotency_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    #: Whose key space ``idempotency_key`` is in: an API token's scope, or ``DEFAULT_SCOPE`` (CLI, Python API).
+    client_scope: Mapped[str] = mapped_column(sa.String(64), default=DEFAULT_SCOPE, server_default=DEFAULT_SCOPE)
+    idempotency_key: Mapped[str] = mapped_column(sa.String(255))
     payload_hash: Mapped[str] = mapped_column(sa.String(64))
     #: Sent as ``Idempotency-Key`` where the provider supports one; fixed for the submission's life.
     provider_idempotency_key: Mapped[str] = mapped_column(sa.String(64))
@@ -78,6 +81,8 @@ class Submission(Base):
     integration_id: Mapped[str | None] = mapped_column(sa.String(200))
     job_id: Mapped[str] = mapped_column(sa.String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    #: ``worker.privacy.email_key`` of the candidate's email: what ``applyq purge --email`` matches on.
+    email_key: Mapped[str | None] = mapped_column(sa.String(320), index=True)
 
     status: Mapped[str] = mapped_column(sa.String(20), default=Status.QUEUED.value)
     attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from worker.db.models import Submission
 from worker.errors import IdempotencyConflict, InvalidInput
+from worker.privacy import email_key
 from worker.schemas import SubmissionIn
-from worker.states import Status
+from worker.states import DEFAULT_SCOPE, Status
 
 __all__ = [
     "Stored",
@@ -54,33 +55,33 @@ def provider_idempotency_key(idempotency_key: str, payload_version: str | None =
     return "applyq-" + hashlib.sha256(source.encode()).hexdigest()[:40]
 
 
-def add_submissions(session: Session, items: Sequence[SubmissionIn], now: datetime) -> list[Stored]:
-    """Store validated submissions (flush, no commit); replays return the existing row.
+def add_submissions(
+    session: Session, items: Sequence[SubmissionIn], now: datetime, *, scope: str = DEFAULT_SCOPE
+) -> list[Stored]:
+    """Store validated submissions (flush, no commit) under the client's ``scope``; replays return the existing row.
 
     Many items go in one round trip when their keys are new; a key inserted concurrently (or repeated in
     ``items``) falls back to the careful one-by-one path.
     """
     if len(items) > 1 and len({i.idempotency_key for i in items}) == len(items):
         taken = set(session.scalars(sa.select(Submission.idempotency_key).where(
+            Submission.client_scope.in_({scope, DEFAULT_SCOPE}),
             Submission.idempotency_key.in_([i.idempotency_key for i in items]))))  # fmt: skip
         if not taken:
-            rows = [_new_row(item, now) for item in items]
+            rows = [Submission(**_new_values(item, now, scope)) for item in items]
             try:
                 with session.begin_nested():
                     session.add_all(rows)
                 return [Stored(row, created=True) for row in rows]
             except IntegrityError:
                 pass
-    return [_add_one(session, item, now) for item in items]
+    return [_add_one(session, item, now, scope) for item in items]
 
 
-def _new_row(item: SubmissionIn, now: datetime) -> Submission:
-    return Submission(**_new_values(item, now))
-
-
-def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
+def _new_values(item: SubmissionIn, now: datetime, scope: str) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
+        "client_scope": scope,
         "idempotency_key": item.idempotency_key,
         "payload_hash": item.payload_hash(),
         "provider_idempotency_key": provider_idempotency_key(item.idempotency_key),
@@ -88,6 +89,7 @@ def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
         "integration_id": item.integration_id,
         "job_id": item.job_id,
         "payload": item.payload(),
+        "email_key": email_key(item.candidate.email),
         "status": Status.QUEUED.value,
         "attempt_count": 0,
         "next_attempt_at": now,
@@ -99,11 +101,14 @@ def _new_values(item: SubmissionIn, now: datetime) -> dict[str, Any]:
     }
 
 
-def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
-    row = _insert_if_new(session, _new_values(item, now))
+def _add_one(session: Session, item: SubmissionIn, now: datetime, scope: str) -> Stored:
+    twin = _default_scope_twin(session, item, scope)
+    if twin is not None:
+        return Stored(twin, created=False)
+    row = _insert_if_new(session, _new_values(item, now, scope))
     if row is not None:
         return Stored(row, created=True)
-    existing = _by_key(session, item.idempotency_key)
+    existing = _by_key(session, item.idempotency_key, scope)
     if existing is None:  # its holder was purged between the two statements
         raise RuntimeError(f"idempotency key {item.idempotency_key!r} is taken, but by no submission; try again")
     if existing.payload_hash != item.payload_hash():
@@ -111,8 +116,22 @@ def _add_one(session: Session, item: SubmissionIn, now: datetime) -> Stored:
     return Stored(existing, created=False)
 
 
+def _default_scope_twin(session: Session, item: SubmissionIn, scope: str) -> Submission | None:
+    """The same application under the same key in the default scope, for an API token's client.
+
+    Before keys were scoped per API token (migration 0005), every key was global and now sits in the default
+    scope: a client replaying such a key after the upgrade must get its submission back, not a second
+    delivery. Only the identical payload matches, so a client learns nothing it did not send: another
+    client's key with another payload stays invisible, and this client's new submission is its own.
+    """
+    if scope == DEFAULT_SCOPE:
+        return None
+    found = _by_key(session, item.idempotency_key, DEFAULT_SCOPE)
+    return found if found is not None and found.payload_hash == item.payload_hash() else None
+
+
 def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | None:
-    """``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``: None if the key is taken.
+    """``INSERT … ON CONFLICT (client_scope, idempotency_key) DO NOTHING RETURNING id``: None if the key is taken.
 
     One round trip, no SAVEPOINT: a taken key aborts nothing, and a concurrent insert of the same key is
     waited for, then seen by the caller's next statement. The row returned is the values given (not loaded).
@@ -125,16 +144,18 @@ def _insert_if_new(session: Session, values: dict[str, Any]) -> Submission | Non
 def _insert_if_new_statement(dialect: str) -> sa.Insert:
     """Built once per dialect (enqueue runs it for every submission); the columns are the values' keys."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(_S).on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(_S.c.id)
+    conflict = ["client_scope", "idempotency_key"]
+    return insert(_S).on_conflict_do_nothing(index_elements=conflict).returning(_S.c.id)
 
 
-def _by_key(session: Session, key: str) -> Submission | None:
-    return session.scalars(sa.select(Submission).where(Submission.idempotency_key == key)).one_or_none()
+def _by_key(session: Session, key: str, scope: str) -> Submission | None:
+    query = sa.select(Submission).where(Submission.client_scope == scope, Submission.idempotency_key == key)
+    return session.scalars(query).one_or_none()
 
 
-def find_submission(session: Session, id_or_key: str) -> Submission | None:
-    """A submission by id, else by idempotency key."""
-    return session.get(Submission, id_or_key) or _by_key(session, id_or_key)
+def find_submission(session: Session, id_or_key: str, *, scope: str = DEFAULT_SCOPE) -> Submission | None:
+    """A submission by id (ids are unguessable and global), else by idempotency key in the client's ``scope``."""
+    return session.get(Submission, id_or_key) or _by_key(session, id_or_key, scope)
 
 
 def find_by_reference(session: Session, id_or_key: str) -> Submission | None:
@@ -143,13 +164,24 @@ def find_by_reference(session: Session, id_or_key: str) -> Submission | None:
     Only the CLI accepts prefixes (the HTTP API does not: a prefix would let a client probe for others' ids).
     Raises ``InvalidInput`` naming the matches when a prefix names several.
     """
-    found = find_submission(session, id_or_key)
+    found = session.get(Submission, id_or_key) or _by_key_in_any_scope(session, id_or_key)
     if found is not None or not _ID_PREFIX.fullmatch(id_or_key):
         return found
     matches = list(session.scalars(sa.select(Submission).where(Submission.id.startswith(id_or_key)).limit(6)))
+    return _the_only(matches, lambda ids: f"{id_or_key!r} is the start of several submission ids: {ids}; give more")
+
+
+def _by_key_in_any_scope(session: Session, key: str) -> Submission | None:
+    """An operator sees every client's keys; a key two clients used is ambiguous: the ids tell them apart."""
+    query = sa.select(Submission).where(Submission.idempotency_key == key).order_by(Submission.created_at).limit(6)
+    matches = list(session.scalars(query))
+    return _the_only(matches, lambda ids: f"idempotency key {key!r} is used by several API clients: {ids}; give the id")
+
+
+def _the_only(matches: Sequence[Submission], several: Callable[[str], str]) -> Submission | None:
+    """The one match, None for none; ``InvalidInput`` with ``several(up to five ids)`` for more."""
     if len(matches) > 1:
-        shown = ", ".join(m.id for m in matches[:5]) + (", …" if len(matches) > 5 else "")
-        raise InvalidInput(f"{id_or_key!r} is the start of several submission ids: {shown}; give more of it")
+        raise InvalidInput(several(", ".join(m.id for m in matches[:5]) + (", …" if len(matches) > 5 else "")))
     return matches[0] if matches else None
 
 

@@ -17,6 +17,7 @@ from worker.db.submissions import Stored, add_submissions
 from worker.errors import InvalidSubmission
 from worker.runtime.dispatcher import Publisher
 from worker.schemas import SubmissionIn, format_validation_error
+from worker.states import DEFAULT_SCOPE
 
 __all__ = ["enqueue", "parse_json_lines", "validate_all"]
 
@@ -24,15 +25,26 @@ log = logging.getLogger("applyq.enqueue")
 
 
 def validate_all(raw_items: Iterable[Any], *, label: str = "item") -> list[SubmissionIn]:
-    """Validate every item; one ``InvalidSubmission`` lists all problems, prefixed by item number."""
+    """Validate every item; one ``InvalidSubmission`` lists all problems, prefixed by item number.
+
+    A key repeated with a different payload is a problem of the batch: stored, the second would be refused
+    as a conflict with a submission the refusal itself rolls back, so the error would name an id that was
+    never stored. The same key with the same payload is one submission, sent once.
+    """
     items: list[SubmissionIn] = []
     problems: list[str] = []
+    first_use: dict[str, tuple[int, str]] = {}
     for number, raw in enumerate(raw_items, start=1):
+        prefix = f"{label} {number}: " if label else ""
         try:
-            items.append(SubmissionIn.model_validate(raw))
+            item = SubmissionIn.model_validate(raw)
         except ValidationError as exc:
-            prefix = f"{label} {number}: " if label else ""
             problems.extend(prefix + line for line in format_validation_error(exc).splitlines())
+            continue
+        items.append(item)
+        earlier, fingerprint = first_use.setdefault(item.idempotency_key, (number, item.payload_hash()))
+        if fingerprint != item.payload_hash():
+            problems.append(f"{prefix}idempotency_key: also used by {label} {earlier} with a different payload")
     if problems:
         raise InvalidSubmission("\n".join(problems))
     if not items:
@@ -60,11 +72,16 @@ def parse_json_lines(text: str) -> list[Any]:
 
 
 def enqueue(
-    sessions: sessionmaker[Session], publisher: Publisher, items: Sequence[SubmissionIn], now: datetime
+    sessions: sessionmaker[Session],
+    publisher: Publisher,
+    items: Sequence[SubmissionIn],
+    now: datetime,
+    *,
+    scope: str = DEFAULT_SCOPE,
 ) -> list[Stored]:
-    """Store all items atomically (replays return the original), then publish the new ones."""
+    """Store all items atomically in the client's key ``scope`` (replays return the original), then publish."""
     with sessions() as session:
-        stored = add_submissions(session, items, now)
+        stored = add_submissions(session, items, now, scope=scope)
         session.commit()
     publish_new(sessions, publisher, fair_order([s.submission for s in stored if s.created]))
     return stored

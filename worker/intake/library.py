@@ -37,7 +37,7 @@ from worker.intake.enqueue import enqueue as enqueue_items
 from worker.intake.enqueue import publish_new, validate_all
 from worker.runtime.dispatcher import Publisher
 from worker.schemas import SubmissionIn
-from worker.states import Provider, Status
+from worker.states import DEFAULT_SCOPE, Provider, Status
 from worker.webhooks.outcomes import public_message
 
 __all__ = ["Applyq", "Enqueued", "SubmissionOut", "publish_after_commit"]
@@ -126,32 +126,42 @@ class Applyq:
         publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)))
         return cls(create_session_factory(engine), publisher, engine=engine)
 
-    def enqueue(self, submission: SubmissionIn | Mapping[str, Any], *, session: Session | None = None) -> Enqueued:
+    def enqueue(
+        self,
+        submission: SubmissionIn | Mapping[str, Any],
+        *,
+        session: Session | None = None,
+        scope: str = DEFAULT_SCOPE,
+    ) -> Enqueued:
         """Validate, store and schedule one submission; in ``session``'s transaction if one is given.
 
+        The idempotency key is unique within ``scope``: the default one (shared with the CLI), or the
+        scope of the API token a request came with (the HTTP API passes it).
         Raises ``InvalidSubmission`` (nothing stored) or ``IdempotencyConflict`` (the key belongs to a
         different payload; nothing stored, the caller's transaction is left usable).
         """
         item = submission if isinstance(submission, SubmissionIn) else validate_all([submission], label="")[0]
         if session is None:
-            stored = enqueue_items(self._sessions, self._publisher, [item], self._clock())[0]
+            stored = enqueue_items(self._sessions, self._publisher, [item], self._clock(), scope=scope)[0]
         else:
-            stored = add_submissions(session, [item], self._clock())[0]
+            stored = add_submissions(session, [item], self._clock(), scope=scope)[0]
             if stored.created:
                 publish_after_commit(
                     session, [stored.submission.id], partial(publish_new, self._sessions, self._publisher)
                 )
         return Enqueued(SubmissionOut.from_row(stored.submission), stored.created)
 
-    def get_submission(self, id_or_key: str, *, session: Session | None = None) -> SubmissionOut:
-        """The submission with this id or idempotency key; raises ``SubmissionNotFound``."""
+    def get_submission(
+        self, id_or_key: str, *, session: Session | None = None, scope: str = DEFAULT_SCOPE
+    ) -> SubmissionOut:
+        """The submission with this id, or with this idempotency key in ``scope``; raises ``SubmissionNotFound``."""
         if session is not None:
-            row = find_submission(session, id_or_key)
+            row = find_submission(session, id_or_key, scope=scope)
             if row is None:
                 raise SubmissionNotFound(f"no submission with id or idempotency key {id_or_key!r}")
             return SubmissionOut.from_row(row)
         with self._sessions() as own:
-            return self.get_submission(id_or_key, session=own)
+            return self.get_submission(id_or_key, session=own, scope=scope)
 
     def close(self) -> None:
         """Release the database connections this object opened."""

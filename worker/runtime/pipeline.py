@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.leases import LOOKUP, SEND, Claim, Due, Finished, claim, defer, finish, peek_due
+from worker.privacy import candidate_values, scrub
 from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
@@ -210,7 +211,7 @@ _LEVELS = {
 
 
 def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> None:
-    """One structured line per state change; ids and codes only, never candidate data or keys."""
+    """One structured line per state change: ids, codes and the provider's scrubbed message; no candidate data."""
     answer, verdict = done.answer, done.verdict
     extra: dict[str, Any] = {
         "submission_id": delivery.submission_id,
@@ -227,6 +228,7 @@ def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> 
         extra.update(remote_id=answer.remote_id, warnings=list(answer.warnings))
     else:
         extra.update(code=answer.label, http_status=answer.http_status, log_url=answer.log_url)
+        extra["provider_message"] = scrub(answer.message, candidate_values(delivery.submission.payload()))
     if not kept:
         log.warning("lease lost before the answer was recorded", extra=extra)
         return
