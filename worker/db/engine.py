@@ -8,10 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
-__all__ = ["create_engine", "create_session_factory", "is_postgres", "migrate"]
+__all__ = ["MIGRATION_LOCK_KEY", "create_engine", "create_session_factory", "is_postgres", "migrate"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # shipped inside the package, so a wheel can migrate
+#: PostgreSQL advisory lock held by ``migrate`` (one bigint key: "applyqmg"; the two-key locks of
+#: ``worker/intake/http.py`` live in a separate key space, so they never meet it).
+MIGRATION_LOCK_KEY = int.from_bytes(b"applyqmg")
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
@@ -77,7 +81,25 @@ def alembic_config(url: str) -> Any:
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Upgrade the database schema (``alembic upgrade head``)."""
+    """Upgrade the database schema (``alembic upgrade head``); on PostgreSQL one process at a time.
+
+    Deployments start several containers at once, each running ``applyq migrate``: unserialised, two of them
+    create ``alembic_version`` or the same table together and one fails (a unique violation in ``pg_type``).
+    A session-level advisory lock, held on a connection of its own for the whole upgrade, queues them: the
+    first upgrades, the others then find the schema at head and do nothing. SQLite serialises writers itself.
+    """
     from alembic import command  # local: only `applyq migrate` and tests need Alembic
 
-    command.upgrade(alembic_config(url), revision)
+    if not is_postgres(url):
+        command.upgrade(alembic_config(url), revision)
+        return
+    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as lock:
+            lock.execute(sa.select(sa.func.pg_advisory_lock(MIGRATION_LOCK_KEY)))
+            try:
+                command.upgrade(alembic_config(url), revision)
+            finally:
+                lock.execute(sa.select(sa.func.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+    finally:
+        engine.dispose()

@@ -1,0 +1,66 @@
+"""Several ``applyq migrate`` at once on PostgreSQL, as containers of one deployment start: all succeed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+
+from tests.conftest import require_service
+from tests.e2e.conftest import PG_ADMIN_URL
+from worker.db.engine import alembic_config, create_engine
+from worker.local.processes import create_database, drop_database
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 10
+AT_ONCE = 3
+
+
+def migrate_at_once(url: str) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``AT_ONCE`` ``applyq migrate`` processes together on ``url``; wait for all of them."""
+    env = {**os.environ, "APPLYQ_DATABASE_URL": url}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "worker", "migrate"], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(AT_ONCE)
+    ]  # fmt: skip
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr))
+    return results
+
+
+def schema_version(url: str) -> str | None:
+    engine = create_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(600)
+def test_three_migrates_at_once_on_a_fresh_database_all_succeed_ten_rounds_running() -> None:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    for round_ in range(ROUNDS):
+        # Given a new, empty database
+        try:
+            url = create_database(PG_ADMIN_URL, "applyq_migrate")
+        except sa.exc.OperationalError as exc:
+            require_service("PostgreSQL", str(exc).splitlines()[0])
+        try:
+            # When three deployments' migrate run together
+            results = migrate_at_once(url)
+            # Then each exits 0 without a traceback, and the schema is at head once
+            for result in results:
+                assert result.returncode == 0, f"round {round_ + 1}: {result.stderr}"
+                assert "Traceback" not in result.stderr
+            assert schema_version(url) == head
+        finally:
+            drop_database(PG_ADMIN_URL, url)
