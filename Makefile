@@ -3,19 +3,36 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every dependency pinned with its hashes (`make lock` regenerates both from pyproject.toml):
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+UV_COMPILE = $(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 
-.PHONY: help demo test chaos bench bench-memory clean
+.PHONY: help demo test lock audit chaos bench bench-memory clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The lock is complete, so pip installs it without resolving; the project itself comes last, with --no-deps and
+# the locked setuptools; `pip check` then fails on a lock that no longer satisfies pyproject.toml (run `make lock`).
+$(STAMP): $(BIN)/python $(DEV_LOCK) pyproject.toml
+	@echo "Installing applyq's pinned dependencies ($(DEV_LOCK)) into $(VENV): a minute or two the first time, seconds after."
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+lock: $(BIN)/python  ## pin pyproject.toml's dependencies in the lock files (LOCK_ARGS=--upgrade: newest versions)
+	$(BIN)/python -m pip install --quiet 'uv>=0.4'
+	$(UV_COMPILE) $(LOCK_ARGS) -o $(LOCK)
+	$(UV_COMPILE) $(LOCK_ARGS) --extra dev --constraint $(LOCK) -o $(DEV_LOCK)
+
+audit: $(STAMP)  ## known vulnerabilities of every pinned dependency (pip-audit; needs PyPI's advisory data online)
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r $(DEV_LOCK) $(AUDIT_ARGS)
 
 demo: $(STAMP)  ## run 92 scripted applications through a real worker and the sandbox (SQLite + embedded Redis)
 	$(BIN)/applyq demo
