@@ -118,10 +118,29 @@ class Settings(BaseSettings):
     #: An outcome event not delivered within this long is given up (``expired``).
     webhook_max_age_s: float = Field(default=3 * 24 * 3600.0, gt=0)
 
+    #: Kombo's webhook secret(s), comma-separated (old and new while rotating): ``POST /vendor-events/kombo``
+    #: checks ``X-Kombo-Signature`` with them and refuses every event while none is set.
+    kombo_webhook_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    #: StackOne's webhook signing secret(s), comma-separated (StackOne rotates with two active secrets):
+    #: ``POST /vendor-events/stackone`` checks ``x-stackone-signature`` with them; none set: every event refused.
+    stackone_webhook_secret: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    #: A vendor event whose own timestamp (Kombo ``updated_at``, ``deleted_at``, ``sync_ended_at``) is further
+    #: than this from now is refused as stale. The vendors sign the body only and publish no tolerance: ours.
+    vendor_event_max_age_s: float = Field(default=24 * 3600.0, gt=0)
+    #: Act on vendor events (requeue what an integration's fix resolves, end what its deletion ends); ``false``:
+    #: events are still verified and stored, and nothing changes.
+    auto_resume: bool = True
+
+
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         return tuple(value.replace(",", " ").split()) if isinstance(value, str) else value
+
+    @field_validator("kombo_webhook_secret", "stackone_webhook_secret", mode="before")
+    @classmethod
+    def _split_vendor_secrets(cls, value: object) -> object:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Self:

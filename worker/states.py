@@ -127,6 +127,8 @@ class Reason(StrEnum):
     ALREADY_APPLIED = "already_applied"
     JOB_CLOSED = "job_closed"
     NOT_SUPPORTED = "not_supported"
+    #: the vendor announced that the customer's integration (Kombo) or linked account (StackOne) was deleted
+    INTEGRATION_DELETED = "integration_deleted"
     # set by operators
     CANCELLED = "cancelled"
     PURGED = "purged"

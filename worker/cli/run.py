@@ -19,6 +19,10 @@ from worker.traffic.limiter import RedisLimiter, redis_client
 
 __all__ = ["api", "demo", "dispatcher", "flower", "metrics", "migrate", "sandbox", "worker"]
 
+#: The sandbox's default webhook secrets (``SandboxConfig``'s), repeated here so ``--help`` needs no Starlette.
+SANDBOX_KOMBO_WEBHOOK_SECRET = "sandbox-kombo-webhook-secret"
+SANDBOX_STACKONE_WEBHOOK_SECRET = "sandbox-stackone-webhook-secret"
+
 
 def worker(
     concurrency: Annotated[int | None, typer.Option(help="Threads (default APPLYQ_WORKER_CONCURRENCY).")] = None,
@@ -54,6 +58,18 @@ def sandbox(
         float | None, typer.Option(help="Enforced requests/s per vendor scope (Kombo integration, StackOne key).")
     ] = None,
     celper_rate_limit: Annotated[int, typer.Option(help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
+    kombo_events_url: Annotated[
+        str | None, typer.Option(help="Where Kombo webhooks go when told to (applyq api's /vendor-events/kombo).")
+    ] = None,
+    kombo_webhook_secret: Annotated[
+        str, typer.Option(help="The Kombo Webhook Secret they are signed with.")
+    ] = SANDBOX_KOMBO_WEBHOOK_SECRET,
+    stackone_events_url: Annotated[
+        str | None, typer.Option(help="Where StackOne account events go (applyq api's /vendor-events/stackone).")
+    ] = None,
+    stackone_webhook_secret: Annotated[
+        str, typer.Option(help="The StackOne signing secret they are signed with.")
+    ] = SANDBOX_STACKONE_WEBHOOK_SECRET,
 ) -> None:
     """Run the local provider sandbox (Kombo, StackOne and Celper wire formats, scripted by job id)."""
     from worker.local.sandbox import SandboxConfig, serve  # local: Starlette and uvicorn are slow to import
@@ -64,6 +80,10 @@ def sandbox(
         retry_after_s=retry_after_s,
         rate_limit_per_s=rate_limit,
         celper_rate_limit=celper_rate_limit,
+        kombo_events_url=kombo_events_url,
+        kombo_webhook_secret=kombo_webhook_secret,
+        stackone_events_url=stackone_events_url,
+        stackone_webhook_secret=stackone_webhook_secret,
     )
     serve(config, host, port)
 

@@ -8,17 +8,20 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from worker.local.sandbox import kombo_fields
 from worker.local.sandbox.celper import CelperProvider
 from worker.local.sandbox.config import SandboxConfig
+from worker.local.sandbox.events import EventSender
 from worker.local.sandbox.kombo import KomboProvider
-from worker.local.sandbox.provider import Exchange, Provider, Reply
-from worker.local.sandbox.scenarios import Behaviour, Outcome, decide, parse_scenario
+from worker.local.sandbox.provider import Exchange, Provider, Reply, Submission
+from worker.local.sandbox.scenarios import Behaviour, Outcome, Scenario, decide, parse_scenario
 from worker.local.sandbox.stackone import StackOneProvider
 from worker.local.sandbox.state import RequestRecord, SandboxState, application_key
 
@@ -27,8 +30,13 @@ __all__ = ["create_app", "serve"]
 _LOG_ROUTE = "sandbox_log"
 
 
-def create_app(config: SandboxConfig | None = None) -> Starlette:
-    """A fresh sandbox with empty state; ``app.state.sandbox`` is its ``SandboxState``."""
+def create_app(
+    config: SandboxConfig | None = None, *, event_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """A fresh sandbox with empty state; ``app.state.sandbox`` is its ``SandboxState``.
+
+    ``event_transport`` carries the vendor events it sends (tests: an ``httpx.ASGITransport`` to applyq's API).
+    """
     config = config or SandboxConfig()
     state = SandboxState(config.seed)
     providers: tuple[Provider, ...] = (
@@ -46,7 +54,8 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         for provider in providers
         for path in provider.read_paths
     ]
-    app = Starlette(routes=[*_control_routes(state), *routes])
+    sender = EventSender(config, state, event_transport)
+    app = Starlette(routes=[*_control_routes(state), *_event_routes(state, sender), *routes])
     app.state.sandbox = state
     return app
 
@@ -90,7 +99,7 @@ class _ProviderEndpoint:
         attempt = state.begin_attempt(key)
         dedupe = config.dedupe and provider.detects_duplicates(submission)
         behaviour = decide(
-            parse_scenario(submission.job_id),
+            _script(state, provider.name, submission),
             attempt.number,
             already_created=dedupe and attempt.already_created,
             email=submission.email,
@@ -123,6 +132,14 @@ class _ReadEndpoint:
         reply = provider.read(self._path, request.headers, request.path_params, request.query_params)
         state.answered(record, reply.status)
         return Response(reply.body, reply.status, dict(reply.headers), reply.media_type)
+
+
+def _script(state: SandboxState, provider: str, submission: Submission) -> Scenario:
+    """The job id's scenario, unless the integration is broken (``/_sandbox/integrations/…``): then that fault's."""
+    fault = state.fault(provider, submission.integration_id)
+    if fault is None:
+        return parse_scenario(submission.job_id)
+    return Scenario(fault, parse_scenario(f"{fault}--").misbehaviour)  # every attempt, until it is fixed
 
 
 def _logged(state: SandboxState, provider: Provider, request: Request, job_id: str | None, body: Any) -> RequestRecord:
@@ -186,6 +203,14 @@ def _control_routes(state: SandboxState) -> list[Route]:
         state.revoke(request.path_params["provider"], request.path_params["action"] == "revoke")
         return JSONResponse({"ok": True})
 
+    async def restrictions(request: Request) -> Response:
+        value = _json_or_none(await request.body())
+        problem = kombo_fields.restrictions_problem(value)
+        if problem is not None:
+            return JSONResponse({"error": problem}, status_code=400)
+        state.set_restrictions(request.path_params["integration_id"], value)
+        return JSONResponse({"attachment_restrictions": value})
+
     return [
         Route("/_sandbox/health", health, methods=["GET"]),
         Route("/_sandbox/stats", stats, methods=["GET"]),
@@ -195,4 +220,35 @@ def _control_routes(state: SandboxState) -> list[Route]:
         Route("/_sandbox/reset", reset, methods=["POST"]),
         # refuse a provider's key as after a rotation (``revoke``), then accept it again (``restore``)
         Route("/_sandbox/keys/{provider}/{action:str}", revoke, methods=["POST"]),
+        # what a Kombo integration's pre-flight answers (its ``attachment_restrictions``), enforced on its POSTs
+        Route("/_sandbox/kombo/restrictions/{integration_id}", restrictions, methods=["PUT"]),
+    ]
+
+
+def _event_routes(state: SandboxState, sender: EventSender) -> list[Route]:
+    """Break an integration (and fix it), and send the vendor events that announce it."""
+
+    async def fault(request: Request) -> Response:
+        provider, integration, name = (request.path_params[k] for k in ("provider", "integration_id", "fault"))
+        broken = None if name == "ok" else name
+        if broken is not None and parse_scenario(f"{broken}--").misbehaviour is None:
+            return JSONResponse({"error": f"no scenario {name!r} (try permission, reauth, syncpending or ok)"}, 404)
+        state.set_fault(provider, integration, broken)
+        return JSONResponse({"provider": provider, "integration_id": integration, "fault": broken})
+
+    async def send(request: Request) -> Response:
+        overrides = _json_or_none(await request.body()) or {}
+        if not isinstance(overrides, dict):
+            return JSONResponse({"error": "the body, if any, is a JSON object of fields to override"}, 400)
+        provider, integration, event_type = (
+            request.path_params[k] for k in ("provider", "integration_id", "event_type")
+        )
+        signing = request.query_params.get("signing", "valid")
+        status, answer = await sender.send(provider, integration, event_type, overrides, signing)
+        return JSONResponse(answer, status)
+
+    return [
+        # every create for the integration answers as the scenario does (``permission``...), until ``ok``
+        Route("/_sandbox/integrations/{provider}/{integration_id}/{fault}", fault, methods=["POST"]),
+        Route("/_sandbox/events/{provider}/{integration_id}/{event_type}", send, methods=["POST"]),
     ]

@@ -33,3 +33,11 @@ class SandboxConfig:
     #: the API key across its accounts; Celper: the company), a token bucket holding one second's worth; beyond it,
     #: the provider's rate-limit answer with ``Retry-After``. ``None``: no limit.
     rate_limit_per_s: float | None = None
+    #: Where the Kombo webhooks the sandbox is told to send go (``applyq api``'s ``/vendor-events/kombo``).
+    kombo_events_url: str | None = None
+    #: The Kombo Webhook Secret they are signed with (``X-Kombo-Signature``).
+    kombo_webhook_secret: str = "sandbox-kombo-webhook-secret"
+    #: Where the StackOne account events go (``applyq api``'s ``/vendor-events/stackone``).
+    stackone_events_url: str | None = None
+    #: The StackOne signing secret they are signed with (``x-stackone-signature``).
+    stackone_webhook_secret: str = "sandbox-stackone-webhook-secret"

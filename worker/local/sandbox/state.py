@@ -107,16 +107,47 @@ class SandboxState:
             self._received = 0
             self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
             self._revoked: set[str] = set()
+            #: Kombo integrations' ``attachment_restrictions`` (the pre-flight's answer); absent: ``null``
+            self._restrictions: dict[str, Any] = {}
+            self._faults: dict[tuple[str, str], str] = {}
 
     def revoke(self, provider: str, revoked: bool = True) -> None:
         """Refuse (or, with ``revoked=False``, accept again) the provider's API key, as after a rotation."""
         with self._lock:
             (self._revoked.add if revoked else self._revoked.discard)(provider)
 
+    def set_restrictions(self, integration_id: str, restrictions: Any) -> None:
+        """What the Kombo integration's pre-flight answers as ``attachment_restrictions`` (``None``: unknown)."""
+        with self._lock:
+            self._restrictions[integration_id] = restrictions
+
+    def restrictions(self, integration_id: str) -> Any:
+        """The Kombo integration's ``attachment_restrictions``, ``None`` unless set."""
+        with self._lock:
+            return self._restrictions.get(integration_id)
+
     def is_revoked(self, provider: str) -> bool:
         """Whether the provider's key is currently refused."""
         with self._lock:
             return provider in self._revoked
+
+    def set_fault(self, provider: str, integration_id: str, fault: str | None) -> None:
+        """Make every create for the integration misbehave as the scenario ``fault`` does (None: fixed)."""
+        with self._lock:
+            if fault is None:
+                self._faults.pop((provider, integration_id), None)
+            else:
+                self._faults[(provider, integration_id)] = fault
+
+    def fault(self, provider: str, integration_id: str) -> str | None:
+        """The scenario the integration is broken with, if any."""
+        with self._lock:
+            return self._faults.get((provider, integration_id))
+
+    def new_token(self) -> str:
+        """A fresh Kombo-style id (24 base58 characters), reproducible from the seed."""
+        with self._lock:
+            return self._token()
 
     def new_uuid(self) -> str:
         """A fresh random UUID, reproducible from the seed."""
