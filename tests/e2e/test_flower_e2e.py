@@ -99,3 +99,5 @@ def test_applyq_metrics_serves_outcomes_and_backlogs_from_the_database(stack: St
     assert 'applyq_attempt_outcomes_total{code="ATS.JOB_CLOSED",decision="terminal",provider="kombo"}' in text
     assert 'applyq_submissions{provider="kombo",status="terminal"}' in text
     assert "# TYPE applyq_parked_submissions gauge" in text
+    assert "# TYPE applyq_limit_in_flight gauge" in text  # traffic control, from the workers' Redis
+    assert "# TYPE applyq_provider_key_held gauge" in text

@@ -121,9 +121,12 @@ def test_an_old_prefixed_account_id_is_sent_bare(stack: Stack) -> None:
     [
         ("badinput--job", "acc", "HTTP_400", "invalid_input", "provider_errors"),
         ("reauth--job", "acc", "HTTP_401", "reauthentication_required", "re-authenticate"),
-        # the sandbox's account API links "acc-lever-…" to Lever and "acc-teamtailor-…" to Teamtailor
+        # the sandbox's account API links "acc-<ats>-…" to that ATS: Lever, Teamtailor, Greenhouse
         ("permission--job", "acc-lever", "HTTP_403", "account_settings", "Lever super admin"),
         ("unknowncode--job", "acc-teamtailor", "HTTP_501", "permission_missing", "Teamtailor"),
+        # a bare id whose account API says Greenhouse gets Greenhouse's rule for a 404; others don't
+        ("notfound--job", "acc-greenhouse", "HTTP_404", "reauthentication_required", "on-behalf-of"),
+        ("notfound--job", "acc", "HTTP_404", "not_found", "job_id"),
     ],
 )
 def test_parked_for_a_human_with_what_to_do(

@@ -86,6 +86,7 @@ _ERRORS: dict[Outcome, _Error] = {
     Outcome.PERMISSION_MISSING: _Error(403, "SCOPE_INSUFFICIENT", "The API key lacks the write:candidates scope."),
     Outcome.REAUTH_REQUIRED: _Error(403, "FORBIDDEN", "The key's creator no longer has access."),
     Outcome.UNKNOWN_CODE: _Error(409, "CANDIDATE_LOCKED", "The candidate is locked by another operation."),
+    Outcome.NOT_FOUND: _Error(404, "NOT_FOUND", "Job position not found."),
 }
 _UNAUTHORIZED = _Error(401, "UNAUTHORIZED", "API key is missing or invalid.")
 _INVALID_BODY = _Error(400, "INVALID_BODY", "Request body is not valid JSON.")

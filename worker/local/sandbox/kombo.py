@@ -128,6 +128,13 @@ _ERRORS: dict[Outcome, _Error] = {
         _INPUT_INVALID_TITLE,
         'Invalid request body: "candidate" does not match what integration {s.integration_id} accepts.',
     ),
+    # Kombo's spec lists no job-not-found code; an unknown job id is invalid input (our reading).
+    Outcome.NOT_FOUND: _Error(
+        400,
+        "PLATFORM.INPUT_INVALID",
+        _INPUT_INVALID_TITLE,
+        "The job {s.job_id} does not exist in integration {s.integration_id}.",
+    ),
 }
 
 _UNAUTHENTICATED = _Error(

@@ -42,6 +42,7 @@ class Outcome(StrEnum):
     REAUTH_REQUIRED = "reauth_required"
     UNKNOWN_CODE = "unknown_code"
     INPUT_INVALID = "input_invalid"
+    NOT_FOUND = "not_found"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ _PERMANENT: dict[str, Behaviour] = {
     "reauth": Behaviour(Outcome.REAUTH_REQUIRED),
     "unknowncode": Behaviour(Outcome.UNKNOWN_CODE),
     "badinput": Behaviour(Outcome.INPUT_INVALID),
+    "notfound": Behaviour(Outcome.NOT_FOUND),
 }
 
 

@@ -79,6 +79,8 @@ _ERRORS: dict[Outcome, _Error] = {
     Outcome.REAUTH_REQUIRED: _Error(401, "Unauthorized access.", None, 401, "Invalid or expired credentials."),
     Outcome.UNKNOWN_CODE: _Error(501, "This functionality is not implemented."),
     Outcome.INPUT_INVALID: _Error(400, "Invalid request.", _VALIDATION, 400, "Invalid input parameters."),
+    # StackOne relays the ATS's 404 (e.g. Greenhouse's answer when the on-behalf-of user is invalid)
+    Outcome.NOT_FOUND: _Error(404, "Record not found.", None, 404, "Not found."),
 }
 
 _UNAUTHENTICATED = _Error(401, "Unauthorized access.")
