@@ -12,8 +12,8 @@ __all__ = [
     "CANCELLABLE_STATUSES",
     "CLAIMABLE_STATUSES",
     "DEFAULT_SCOPE",
+    "ENDED_STATUSES",
     "FINAL_STATUSES",
-    "OUTCOME_STATUSES",
     "TOO_FAST_REASONS",
     "UNAVAILABLE_REASONS",
     "Decision",
@@ -53,10 +53,11 @@ class Status(StrEnum):
 
 #: Waiting for an attempt: a worker may claim one once its ``next_attempt_at`` has come (the "due" ones).
 CLAIMABLE_STATUSES = frozenset({Status.QUEUED, Status.RETRY_SCHEDULED})
-#: Statuses nothing automatic changes any more (settled: an operator may still requeue a parked one).
-FINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.TERMINAL, Status.CANCELLED, Status.PARKED})
-#: The statuses the job board hears about through an outcome webhook.
-OUTCOME_STATUSES = frozenset({Status.SUCCEEDED, Status.TERMINAL, Status.PARKED})
+#: Ended for good: nothing delivers these any more, not even an operator (what a retention purge covers).
+ENDED_STATUSES = frozenset({Status.SUCCEEDED, Status.TERMINAL, Status.CANCELLED})
+#: Statuses nothing automatic changes any more (an operator may still requeue a parked one); the job board
+#: hears of each one through an outcome webhook.
+FINAL_STATUSES = ENDED_STATUSES | {Status.PARKED}
 #: What an operator may withdraw: anything not in flight and not yet ended.
 CANCELLABLE_STATUSES = frozenset({Status.QUEUED, Status.RETRY_SCHEDULED, Status.PARKED})
 

@@ -3,7 +3,8 @@
 Every change is a compare-and-set on the row's status (and attempt count), so an operator never
 overrides a worker that got there first, and every change is recorded as an ``AuditEvent`` and logged
 as one JSON line. Neither the audit trail nor the log holds candidate data: edited candidate fields are
-named, their values are not.
+named, their values are not. A change into a final status (a cancel) records the job board's outcome event
+in the same transaction, as a worker's final attempt does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from worker.db.submissions import find_by_reference, provider_idempotency_key
 from worker.errors import InvalidSubmission
 from worker.privacy import email_key
 from worker.schemas import SubmissionIn
-from worker.states import CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, Reason, Status, values
+from worker.states import CANCELLABLE_STATUSES, CLAIMABLE_STATUSES, FINAL_STATUSES, Reason, Status, values
+from worker.webhooks.events import record_outcomes
 
 __all__ = [
     "CANCELLABLE",
@@ -223,6 +225,8 @@ def _apply(
         session.rollback()
         return ActionResult(row.id, Result.REFUSED, row.status, "changed meanwhile (a worker or another operator)")
     record_audit(session, row.id, actor=actor, action=action, note=note, changes=plan.changes, now=now)
+    if plan.values["status"] in FINAL_STATUSES:
+        record_outcomes(session, [row.id], now)
     session.commit()
     _log(action, row, actor, plan.changes)
     return ActionResult(row.id, done, row.status)

@@ -4,9 +4,14 @@ Removed: the payload's ``candidate`` (name, email, phone, CV), the provider's me
 it (``outcome_title``/``outcome_message``, each attempt's ``error_title``/``error_message``/``details``),
 the payload fingerprint (``payload_hash``) and the operators' free-text audit notes. Kept: ids, the job
 board's key and metadata, provider, integration, job, statuses, codes, reasons, decisions, timings,
-``log_url``/``request_id`` and who did what when. A submission that could still be delivered (queued,
-scheduled or parked) is cancelled in the same compare-and-set, since it cannot be delivered without
-its candidate; one in flight is skipped (a worker holds it): run the purge again.
+``log_url``/``request_id`` and who did what when.
+
+A retention purge (by age) covers submissions that ended (succeeded, terminal, cancelled): work that could
+still be delivered is not old, merely waiting. Parked ones join only when asked (``include_parked``). A
+data-protection request (by email) covers every submission of the candidate. A submission that could still
+be delivered (queued, scheduled or parked) is cancelled in the same compare-and-set, since it cannot be
+delivered without its candidate, and the job board hears of it through an outcome event; one in flight is
+skipped (a worker holds it): run the purge again.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from sqlalchemy.orm import Session
 from worker.admin.actions import CANCELLABLE, compare_and_set, record_audit
 from worker.db.models import Attempt, AuditEvent, Submission
 from worker.privacy import email_key, email_spellings
-from worker.states import FINAL_STATUSES, Reason, Status, values
+from worker.states import ENDED_STATUSES, Reason, Status, values
+from worker.webhooks.events import record_outcomes
 
 __all__ = ["PURGED", "PurgeReport", "emails_matching", "older_than", "purge", "purge_email", "purge_older_than"]
 
@@ -37,6 +43,8 @@ PURGED = "purged"
 class PurgeReport:
     """What a purge did (or, with ``dry_run``, would do)."""
 
+    #: which submissions the purge covers, in words (printed with the counts)
+    scope: str = ""
     purged: list[str] = field(default_factory=list)
     #: ids that were also cancelled because they could still have been delivered
     cancelled: list[str] = field(default_factory=list)
@@ -45,13 +53,13 @@ class PurgeReport:
 
     def as_json(self) -> dict[str, Any]:
         """Counts and ids, for ``--json``."""
-        return {"purged": self.purged, "cancelled": self.cancelled, "skipped": self.skipped}
+        return {"scope": self.scope, "purged": self.purged, "cancelled": self.cancelled, "skipped": self.skipped}
 
 
-def older_than(age: timedelta, now: datetime) -> sa.ColumnElement[bool]:
-    """Settled submissions (succeeded, terminal, cancelled, parked) with no change for ``age``."""
-    settled = list(values(FINAL_STATUSES))
-    return sa.and_(Submission.status.in_(settled), Submission.updated_at < now - age)
+def older_than(age: timedelta, now: datetime, *, include_parked: bool = False) -> sa.ColumnElement[bool]:
+    """Ended submissions (succeeded, terminal, cancelled), and parked ones if asked, with no change for ``age``."""
+    statuses = ENDED_STATUSES | {Status.PARKED} if include_parked else ENDED_STATUSES
+    return sa.and_(Submission.status.in_(values(statuses)), Submission.updated_at < now - age)
 
 
 def emails_matching(email: str) -> sa.ColumnElement[bool]:
@@ -86,14 +94,15 @@ def purge(
     now: datetime,
     dry_run: bool = False,
     progress: Callable[[str], None] = lambda _: None,
+    scope: str = "",
 ) -> PurgeReport:
-    """Purge every not yet purged submission matching ``which``, each in its own transaction."""
+    """Purge every not yet purged submission matching ``which`` (``scope`` in words), each in its own transaction."""
     query = sa.select(Submission.id, Submission.status, Submission.attempt_count).where(
         which, Submission.payload_hash != PURGED
     )
     targets = list(session.execute(query.order_by(Submission.created_at, Submission.id)))
     session.rollback()
-    report = PurgeReport()
+    report = PurgeReport(scope)
     for submission_id, status, attempt_count in targets:
         if status == Status.IN_FLIGHT.value:
             report.skipped.append(submission_id)
@@ -129,6 +138,7 @@ def _purge_one(
     changes = {"removed": ["payload.candidate", "payload_hash", "provider messages", "audit notes"]}
     if status in CANCELLABLE:
         changes["status"] = [status, Status.CANCELLED.value]
+        record_outcomes(session, [submission_id], now)
     record_audit(session, submission_id, actor=actor, action="purge", note=note, changes=changes, now=now)
     session.commit()
     log.info(
@@ -154,13 +164,19 @@ def _scrub_history(session: Session, submission_id: str) -> None:
     )
 
 
-def purge_older_than(session: Session, age: timedelta, *, actor: str, now: datetime, dry_run: bool) -> PurgeReport:
-    """Remove candidate data of submissions settled for longer than ``age`` (a retention policy)."""
-    note = f"retention: unchanged for more than {age.days} days"
-    return purge(session, older_than(age, now), actor=actor, note=note, now=now, dry_run=dry_run)
+def purge_older_than(
+    session: Session, age: timedelta, *, actor: str, now: datetime, dry_run: bool, include_parked: bool = False
+) -> PurgeReport:
+    """Remove candidate data of submissions ended (or, if asked, parked) longer than ``age`` ago (retention)."""
+    since = f"unchanged since {now - age:%Y-%m-%d %H:%M:%S} UTC"
+    ended = "succeeded, terminal or cancelled" + (", or parked (cancelled by the purge)" if include_parked else "")
+    which = older_than(age, now, include_parked=include_parked)
+    scope = f"{ended}, {since}"
+    return purge(session, which, actor=actor, note=f"retention: {since}", now=now, dry_run=dry_run, scope=scope)
 
 
 def purge_email(session: Session, email: str, *, actor: str, now: datetime, dry_run: bool) -> PurgeReport:
     """Remove candidate data of every submission of (or quoting) this email address (a data-protection request)."""
     note = "data-protection request (by email address)"
-    return purge(session, emails_matching(email), actor=actor, note=note, now=now, dry_run=dry_run)
+    scope = "every submission of or quoting the address (queued, scheduled or parked ones are cancelled)"
+    return purge(session, emails_matching(email), actor=actor, note=note, now=now, dry_run=dry_run, scope=scope)

@@ -246,8 +246,13 @@ def stats(
 
 
 def purge(
-    older_than: Annotated[str | None, typer.Option(help="Settled and unchanged for this long, e.g. 90d.")] = None,
+    older_than: Annotated[
+        str | None, typer.Option(help="Succeeded, terminal or cancelled, and unchanged for this long, e.g. 90d.")
+    ] = None,
     email: Annotated[str | None, typer.Option(help="Every submission of (or quoting) this address.")] = None,
+    include_parked: Annotated[
+        bool, typer.Option("--include-parked", help="With --older-than: parked ones too (they are cancelled).")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be purged.")] = False,
     actor: ActorOpt = None,
     as_json: JsonOpt = False,
@@ -255,22 +260,31 @@ def purge(
     """Remove candidate data (payload, provider messages) and keep the anonymous history; exit 5 if some skipped."""
     if (older_than is None) == (email is None):
         fail("give exactly one of --older-than or --email", EXIT_INVALID)
+    if include_parked and older_than is None:
+        fail("--include-parked goes with --older-than (--email covers every status)", EXIT_INVALID)
     settings, who, now = _logging(load_settings()), actor or default_actor(), utcnow()
     age = parsed(lambda: parse_duration(older_than)) if older_than is not None else None
     with sessions(settings)() as session:
         if age is not None:
-            report = purging.purge_older_than(session, age, actor=who, now=now, dry_run=dry_run)
+            report = purging.purge_older_than(
+                session, age, actor=who, now=now, dry_run=dry_run, include_parked=include_parked
+            )
         else:
             report = purging.purge_email(session, str(email), actor=who, now=now, dry_run=dry_run)
     if as_json:
         print_json({**report.as_json(), "dry_run": dry_run})
     else:
-        verb = "would purge" if dry_run else "purged"
-        line = f"{verb} {len(report.purged)} (cancelled {len(report.cancelled)}), skipped {len(report.skipped)}"
-        console().print(line, highlight=False)
+        console().print(_purge_line(report, dry_run), highlight=False)
     if report.skipped:
         err.print("some submissions were in flight or changed meanwhile: run the purge again", highlight=False)
         raise typer.Exit(EXIT_REFUSED)
+
+
+def _purge_line(report: purging.PurgeReport, dry_run: bool) -> str:
+    """``would purge 3 (succeeded, terminal or cancelled, unchanged since …); of them would cancel 0 …``."""
+    purged, cancelled = ("would purge", "would cancel") if dry_run else ("purged", "cancelled")
+    counts = f"{purged} {len(report.purged)} ({report.scope}); of them {cancelled} {len(report.cancelled)}"
+    return f"{counts} that could still be delivered; skipped {len(report.skipped)} (in flight or changed meanwhile)"
 
 
 def health(

@@ -26,7 +26,7 @@ from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
 from worker.schemas import SubmissionIn
-from worker.states import OUTCOME_STATUSES, Decision, Provider
+from worker.states import FINAL_STATUSES, Decision, Provider
 from worker.traffic.limiter import Gate, Hints, Signal, Wait
 from worker.traffic.signals import Traffic, hints_for, signal_for
 from worker.webhooks.events import record_outcomes
@@ -76,7 +76,7 @@ class Runtime:
             finals = [
                 d.lease.submission_id
                 for d, k in zip(done, kept, strict=True)
-                if k and d.verdict.status in OUTCOME_STATUSES
+                if k and d.verdict.status in FINAL_STATUSES
             ]
             if finals:
                 record_outcomes(session, finals, done[0].at)

@@ -1,9 +1,9 @@
 """Outcome webhooks: the event recorded with a submission's final state, and its signature.
 
-When a submission becomes ``succeeded``, ``terminal`` or ``parked``, ``record_outcomes`` adds an event to the
-outbox (``applyq_webhook_event``) in the same transaction; ``worker/webhooks/delivery.py`` POSTs it to
-``APPLYQ_WEBHOOK_URL`` until the job board answers 2xx. Every delivery of one event carries the same ``id``
-and body, so receivers deduplicate on ``id``. The header is
+When a submission reaches a final status (``succeeded``, ``terminal``, ``parked``, or ``cancelled`` by an
+operator or a purge), ``record_outcomes`` adds an event to the outbox (``applyq_webhook_event``) in the same
+transaction; ``worker/webhooks/delivery.py`` POSTs it to ``APPLYQ_WEBHOOK_URL`` until the job board answers
+2xx. Every delivery of one event carries the same ``id`` and body, so receivers deduplicate on ``id``. The header is
 
     X-Applyq-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -121,27 +122,48 @@ def sign(secret: Secret, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
 
 
+#: ``t``: unix seconds in ASCII digits, at most 12 of them (year 33658). ``str.isdigit`` would let "²" or "١" through
+#: to ``int()``, and an unbounded run of digits overflows ``int()`` (4,300 digits) or the float of the age check.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: ``v1``: a hex SHA-256 digest, as ``sign`` writes it.
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
 def verify_signature(
-    secret: Secret, header: str | None, body: bytes, tolerance_s: float = 300.0, *, now: float | None = None
+    secret: Secret, header: str | bytes | None, body: bytes, tolerance_s: float = 300.0, *, now: float | None = None
 ) -> bool:
     """True if ``header`` signs the raw ``body`` with ``secret`` and is at most ``tolerance_s`` old.
 
     Several ``v1=`` values are accepted (any may match), so a sender can sign with an old and a new secret
-    while the secret is rotated. Check the raw request body, before any JSON parsing.
+    while the secret is rotated. Check the raw request body, before any JSON parsing. Anything malformed
+    (a missing part, a ``t`` that is not plain digits, a ``v1`` that is not a digest, bytes that are not
+    ASCII) is False, never an exception: a receiver answers 401, not 500.
     """
-    if not header:
+    parsed = _parse_signature(header)
+    if parsed is None:
         return False
+    timestamp, candidates = parsed
+    if not abs((time.time() if now is None else now) - timestamp) <= tolerance_s:  # NaN-safe
+        return False
+    expected = _digest(secret, timestamp, body).encode()
+    return any(hmac.compare_digest(expected, candidate.encode()) for candidate in candidates)
+
+
+def _parse_signature(header: str | bytes | None) -> tuple[int, list[str]] | None:
+    """``(t, [v1, ...])`` of a well-formed header, else None."""
+    if isinstance(header, bytes):
+        try:
+            header = header.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not header:
+        return None
     timestamp: int | None = None
     candidates: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and _TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v1" and value:
+        elif name == "v1" and _DIGEST.fullmatch(value):
             candidates.append(value)
-    if timestamp is None or not candidates:
-        return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
-        return False
-    expected = _digest(secret, timestamp, body)
-    return any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in candidates)
+    return None if timestamp is None or not candidates else (timestamp, candidates)

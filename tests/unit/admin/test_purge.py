@@ -13,9 +13,9 @@ from tests.conftest import NOW, submission_dict
 from tests.unit.admin.helpers import make, row
 from worker.admin.actions import requeue
 from worker.admin.edits import parse_edit
-from worker.admin.purge import PURGED, emails_matching, older_than, purge
+from worker.admin.purge import PURGED, emails_matching, older_than, purge, purge_older_than
 from worker.admin.queries import audit_events
-from worker.db.models import Attempt
+from worker.db.models import Attempt, WebhookEvent
 from worker.db.submissions import add_submissions
 from worker.errors import IdempotencyConflict
 from worker.schemas import SubmissionIn
@@ -74,6 +74,26 @@ def test_purge_by_age_leaves_work_that_is_still_active(sessions: sessionmaker[Se
         report = purge(session, older_than(timedelta(days=90), LATER), actor="dpo", note="retention", now=LATER)
     assert report.purged == []
     assert row(sessions, queued).payload["candidate"] is not None
+
+
+def test_purge_by_age_leaves_parked_work_unless_asked_and_then_tells_the_job_board(
+    sessions: sessionmaker[Session],
+) -> None:
+    parked = make(sessions, "parked", candidate=candidate())
+    with sessions() as session:
+        report = purge_older_than(session, timedelta(days=90), actor="dpo", now=LATER, dry_run=True)
+    assert (report.purged, report.cancelled) == ([], [])
+    assert report.scope.startswith("succeeded, terminal or cancelled, unchanged since ")
+    with sessions() as session:
+        report = purge_older_than(
+            session, timedelta(days=90), actor="dpo", now=LATER, dry_run=False, include_parked=True
+        )
+    assert (report.purged, report.cancelled) == ([parked], [parked])
+    assert "or parked (cancelled by the purge)" in report.scope
+    assert (row(sessions, parked).status, row(sessions, parked).outcome_reason) == ("cancelled", "purged")
+    with sessions() as session:
+        [event] = session.scalars(sa.select(WebhookEvent)).all()
+    assert (event.submission_id, event.payload["status"], event.payload["reason"]) == (parked, "cancelled", "purged")
 
 
 def test_purge_by_email_finds_edited_submissions_through_the_messages_that_quote_the_old_address(

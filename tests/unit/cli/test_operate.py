@@ -165,8 +165,22 @@ def test_purge_takes_exactly_one_criterion(sessions: sessionmaker[Session]) -> N
     assert applyq("purge", "--older-than", "soon").exit_code == 2
     result = applyq("purge", "--email", "a@b.org", "--json")
     assert result.exit_code == 0
-    assert json.loads(result.stdout) == {"purged": [submission_id], "cancelled": [], "skipped": [], "dry_run": False}
+    assert {k: v for k, v in json.loads(result.stdout).items() if k != "scope"} == {
+        "purged": [submission_id], "cancelled": [], "skipped": [], "dry_run": False,
+    }  # fmt: skip
     assert row(sessions, submission_id).payload["candidate"] is None
+
+
+def test_a_purge_by_age_covers_ended_submissions_and_its_dry_run_says_so(sessions: sessionmaker[Session]) -> None:
+    make(sessions, "succeeded", code=None)
+    make(sessions, "parked")  # could still be delivered after a fix: not old, waiting
+    text = applyq("purge", "--older-than", "0d", "--dry-run").stdout
+    assert text.startswith("would purge 1 (succeeded, terminal or cancelled, unchanged since "), text
+    assert "; of them would cancel 0 that could still be delivered; skipped 0" in text
+    data = json.loads(applyq("purge", "--older-than", "0d", "--include-parked", "--dry-run", "--json").stdout)
+    assert (len(data["purged"]), len(data["cancelled"]), data["dry_run"]) == (2, 1, True)
+    assert "or parked (cancelled by the purge)" in data["scope"]
+    assert applyq("purge", "--email", "a@b.org", "--include-parked").exit_code == 2
 
 
 def test_flower_will_not_start_without_credentials() -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher
 from tests.unit.runtime.test_pipeline import Clock, Script, add, kombo_error, make_runtime, ok
+from worker.admin.actions import Result, cancel
 from worker.config import Settings
 from worker.db.models import WebhookEvent
 from worker.runtime.pipeline import process_submission
@@ -129,6 +130,30 @@ def test_a_retry_records_nothing_and_the_later_success_records_one_event(
     (event,) = events(sessions)
     assert (event.payload["status"], event.payload["remote_id"]) == ("succeeded", "R1")
     assert event.payload["metadata"] == {"application_id": 981}
+
+
+def test_a_cancelled_submission_sends_a_signed_outcome_event_like_every_final_state(
+    settings: Settings, sessions: sessionmaker[Session], clock: Clock
+) -> None:
+    # Given a queued submission that the operator withdraws
+    sid = add(sessions, RecordingPublisher(), clock, metadata={"application_id": 982})
+    clock.advance(60)
+    with sessions() as session:
+        [result] = cancel(session, [sid], actor="bob", reason="candidate withdrew", now=clock.now)
+    assert result.result is Result.CANCELLED
+    # When the delivery thread runs, the job board hears of it, signed
+    receiver = Receiver()
+    assert deliver(settings, sessions, clock, receiver) == 1
+    [request] = receiver.requests
+    assert verify_signature(SECRET, request.headers[SIGNATURE_HEADER], request.content, now=clock.now.timestamp())
+    body = json.loads(request.content)
+    assert (body["type"], body["status"], body["reason"], body["submission_id"]) == (
+        "submission.cancelled", "cancelled", "cancelled", sid,
+    )  # fmt: skip
+    assert (body["message"], body["metadata"], body["time"]) == (
+        BY_STATUS["cancelled"], {"application_id": 982}, clock.now.isoformat(),
+    )  # fmt: skip
+    assert b"withdrew" not in request.content  # the operator's note stays in the audit trail
 
 
 # --- the signature -----------------------------------------------------------------------------------------
