@@ -37,8 +37,8 @@ from worker.local.sandbox.state import SandboxState
 __all__ = ["EVENT_TYPES", "EventSender", "build_event", "sign"]
 
 _CATEGORY = "ATS"
-#: The customer in every event: no person's data (``creator_email`` is nullable in Kombo's schema).
-_END_USER = {"organization_name": "Sandbox customer", "creator_email": None, "origin_id": None}
+#: The customer in every event (a role address, no person's); strings, as Kombo's schema types them.
+_END_USER = {"organization_name": "Sandbox customer", "creator_email": "it@customer.example", "origin_id": "org-1"}
 
 
 def _now() -> str:
