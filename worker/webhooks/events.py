@@ -122,8 +122,9 @@ def sign(secret: Secret, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
 
 
-#: ``t``: unix seconds in ASCII digits, at most 12 of them (year 33658). ``str.isdigit`` would let "²" or "١" through
-#: to ``int()``, and an unbounded run of digits overflows ``int()`` (4,300 digits) or the float of the age check.
+#: ``t``: unix seconds in ASCII digits, at most 12 of them (year 33658). ``str.isdigit`` would let "²" or Arabic-Indic
+#: digits through to ``int()``, and an unbounded run of digits overflows ``int()`` (4,300 digits) or the float of the
+#: age check.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 #: ``v1``: a hex SHA-256 digest, as ``sign`` writes it.
 _DIGEST = re.compile(r"[0-9a-f]{64}")
