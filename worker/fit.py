@@ -9,7 +9,6 @@ the Kombo adapter, not here.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator, Mapping
 from typing import Any
 

@@ -68,6 +68,8 @@ class ErrorKind(StrEnum):
     CONNECT_ERROR = "connect_error"
     #: a lookup found no application for this candidate at this job (nothing went wrong)
     NOT_FOUND = "not_found"
+    #: not sent: the integration requires what the submission lacks (Kombo's pre-flight); a human must add it
+    UNMET_REQUIREMENT = "unmet_requirement"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,8 @@ class ProviderError:
             return self.code
         if self.kind is ErrorKind.NOT_FOUND:
             return "LOOKUP.NOT_FOUND"
+        if self.kind is ErrorKind.UNMET_REQUIREMENT:
+            return "PREFLIGHT.REQUIREMENT_UNMET"
         if self.kind in (ErrorKind.API_ERROR, ErrorKind.BAD_RESPONSE) and self.http_status is not None:
             return f"HTTP_{self.http_status}"
         return f"TRANSPORT.{self.kind.value.upper()}"

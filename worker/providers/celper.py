@@ -54,6 +54,10 @@ def celper_body(delivery: Delivery) -> dict[str, Any]:
     text = cv_text(candidate.cv)
     if text is not None:
         body["cvText"] = text
+    own = submission.provider_fields.celper if submission.provider_fields else None
+    if own is not None:
+        # ``notes`` (≤ 10 KB) and ``skipAnalysis`` (default false), Celper's names (docs.celper.ai/endpoints/candidates)
+        body.update(own.model_dump(exclude_none=True))
     return body
 
 

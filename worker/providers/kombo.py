@@ -10,13 +10,19 @@ The ATS's duplicate check (``ATS.APPLICATION_ALREADY_EXISTS``) stays the fallbac
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
 
+from worker.providers import kombo_preflight as preflight
 from worker.providers.base import (
     USER_AGENT,
+    Accepted,
     Adapter,
     Answer,
     Delivery,
@@ -30,38 +36,76 @@ from worker.providers.base import (
     parse_retry_after,
     str_or_none,
 )
-from worker.schemas import Candidate
+from worker.schemas import Attachment, AttachmentKind, Candidate
 from worker.states import Provider
 
 __all__ = ["KomboAdapter", "kombo_body"]
 
 
-def _attachment(candidate: Candidate) -> list[dict[str, Any]]:
-    cv = candidate.cv
-    if cv is None:
-        return []
-    item: dict[str, Any] = {"name": cv.name, "type": "CV", "content_type": cv.content_type}
-    if cv.data is not None:
-        item["data"] = cv.data
+#: Kombo's attachment ``type`` for each kind of file (KSPEC ``attachments[].type``).
+_ATTACHMENT_TYPES = {
+    AttachmentKind.CV: "CV",
+    AttachmentKind.COVER_LETTER: "COVER_LETTER",
+    AttachmentKind.OTHER: "OTHER",
+}
+
+
+def _attachment(kind: AttachmentKind, file: Attachment) -> dict[str, Any]:
+    """One of KSPEC's ``attachments[]``; ``content_type`` without parameters (KSPEC's pattern allows none)."""
+    content_type = file.content_type.split(";")[0].strip()
+    item: dict[str, Any] = {"name": file.name, "type": _ATTACHMENT_TYPES[kind], "content_type": content_type}
+    if file.data is not None:
+        item["data"] = file.data
     else:
-        item["data_url"] = str(cv.url)
-    return [item]
+        item["data_url"] = str(file.url)
+    return item
 
 
-def kombo_body(delivery: Delivery) -> dict[str, Any]:
-    """The JSON body of Kombo's create-application request."""
-    candidate = delivery.submission.candidate
+def _person(candidate: Candidate) -> dict[str, Any]:
+    """KSPEC's ``candidate``: the three required fields, then whatever the submission has."""
     person: dict[str, Any] = {
         "first_name": candidate.first_name,
         "last_name": candidate.last_name,
         "email_address": str(candidate.email),
     }
-    if candidate.phone:
-        person["phone_number"] = candidate.phone
-    body: dict[str, Any] = {"candidate": person}
-    attachments = _attachment(candidate)
+    optional = {"phone_number": candidate.phone, "company": candidate.company, "title": candidate.title}
+    person.update({name: value for name, value in optional.items() if value})
+    if candidate.location is not None:
+        where = candidate.location
+        fields = {"city": where.city, "state": where.state, "street_1": where.street, "zip_code": where.zip_code}
+        person["location"] = {"country": where.country, **{k: v for k, v in fields.items() if v}}
+    if candidate.links:
+        person["social_links"] = [{"url": str(link.url)} for link in candidate.links]
+    return person
+
+
+def _timestamp(moment: datetime) -> str:
+    """A time as KSPEC's date-time pattern takes it: UTC, seconds, ``Z`` (no offset allowed)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def kombo_body(delivery: Delivery) -> dict[str, Any]:
+    """The JSON body of Kombo's create-application request (KSPEC ``PostAtsJobsJobIdApplicationsRequestBody``)."""
+    submission = delivery.submission
+    body: dict[str, Any] = {"candidate": _person(submission.candidate)}
+    attachments = [_attachment(kind, file) for kind, file in submission.files()]
     if attachments:
-        body["attachments"] = attachments
+        body["attachments"] = attachments  # "the first CV in the attachments will be treated as the resume"
+    if submission.screening_answers:
+        body["screening_question_answers"] = [
+            {"question_id": a.question_id, "answer": a.answer} for a in submission.screening_answers
+        ]
+    if submission.consent is not None:
+        consent: dict[str, Any] = {"given": submission.consent.given}
+        if submission.consent.expires_at is not None:
+            consent["expires_at"] = _timestamp(submission.consent.expires_at)
+        body["gdpr_consent"] = consent
+    if submission.source is not None:
+        # deprecated by Kombo in favour of its automatic source writing (KSPEC), still accepted
+        body["source"] = submission.source.model_dump(exclude_none=True)
+    own = submission.provider_fields.kombo if submission.provider_fields else None
+    if own is not None:
+        body.update(own.model_dump(exclude_none=True, exclude_defaults=True))
     return body
 
 
@@ -69,11 +113,19 @@ def kombo_body(delivery: Delivery) -> dict[str, Any]:
 _LOOKUP_PAGES = 3
 
 
+#: Answers after which the cached pre-flight is read again: the integration refused what it was sent.
+_STALE_PREFLIGHT_CODES = frozenset({"PLATFORM.INPUT_INVALID", "REMOTE.INPUT_INVALID"})
+
+
 class KomboAdapter(Adapter):
     """Kombo's unified ATS API."""
 
     provider = Provider.KOMBO
     can_look_up = True
+
+    def __init__(self, client: httpx.Client, api_key: str, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(client, api_key)
+        self._preflight = preflight.PreflightCache(clock=clock)
 
     def _headers(self, delivery: Delivery) -> dict[str, str]:
         return {
@@ -118,10 +170,59 @@ class KomboAdapter(Adapter):
 
     def build_request(self, delivery: Delivery) -> httpx.Request:
         """POST the application to the job, on behalf of the integration."""
+        return self._post(delivery, kombo_body(delivery))
+
+    def _post(self, delivery: Delivery, body: dict[str, Any]) -> httpx.Request:
         job = quote(delivery.submission.job_id, safe=":")
         return self._client.build_request(
-            "POST", f"ats/jobs/{job}/applications", json=kombo_body(delivery), headers=self._headers(delivery)
+            "POST", f"ats/jobs/{job}/applications", json=body, headers=self._headers(delivery)
         )
+
+    def deliver(self, delivery: Delivery) -> tuple[Answer, float]:
+        """Read the integration's pre-flight (cached), fit the attachments to it, then send.
+
+        What the integration cannot take is left out with a warning on the attempt; when a type it requires is
+        then missing, nothing is sent and the answer is ``UNMET_REQUIREMENT`` (parked). A pre-flight that cannot
+        be read is no reason to hold the application back: it is sent as it is, with a warning.
+        """
+        started = time.perf_counter()
+        integration_id = delivery.submission.integration_id or ""
+        body = kombo_body(delivery)
+        restrictions, warnings = self._restrictions(delivery)
+        fitted = preflight.fit(body.get("attachments", []), restrictions)
+        warnings += fitted.warnings
+        if fitted.unmet is not None:
+            unmet = ProviderError(ErrorKind.UNMET_REQUIREMENT, fitted.unmet, details={"warnings": list(warnings)})
+            return unmet, (time.perf_counter() - started) * 1000
+        body.pop("attachments", None)
+        if fitted.attachments:
+            body["attachments"] = fitted.attachments
+        answer, _ = self.ask(self._post(delivery, body), self.parse)
+        if isinstance(answer, ProviderError) and answer.code in _STALE_PREFLIGHT_CODES:
+            self._preflight.forget(integration_id)
+        return _with_warnings(answer, warnings), (time.perf_counter() - started) * 1000
+
+    def _restrictions(self, delivery: Delivery) -> tuple[preflight.Restrictions, tuple[str, ...]]:
+        """The integration's attachment restrictions (cached), and a warning if they could not be read."""
+        integration_id = delivery.submission.integration_id or ""
+        cached = self._preflight.get(integration_id)
+        if cached is not None:
+            return cached, ()
+        request = self._client.build_request("GET", preflight.PREFLIGHT_PATH, headers=self._headers(delivery))
+        read, _ = self.ask(request, self._parse_preflight)
+        if isinstance(read, ProviderError):
+            return preflight.Restrictions(), (f"Kombo pre-flight not read ({read.label}): attachments sent unchecked",)
+        self._preflight.put(integration_id, read)
+        return read, ()
+
+    def _parse_preflight(self, response: httpx.Response) -> preflight.Restrictions | ProviderError:
+        body = json_object(response)
+        if response.status_code != 200:
+            error = self.parse(response)
+            return error if isinstance(error, ProviderError) else bad_response(response, "Kombo pre-flight")
+        if body is None or body.get("status") != "success":
+            return bad_response(response, "HTTP 200 without a Kombo pre-flight body")
+        return preflight.Restrictions.parse(body.get("data"))
 
     def parse(self, response: httpx.Response) -> Answer:
         """Success is HTTP 200 with ``status: success``; everything else is a ``ProviderError``."""
@@ -142,6 +243,15 @@ class KomboAdapter(Adapter):
             retry_after_s=parse_retry_after(response.headers.get("retry-after")),
             headers=kept_headers(response),
         )
+
+
+def _with_warnings(answer: Answer, warnings: tuple[str, ...]) -> Answer:
+    """The answer with applyq's pre-flight warnings: before Kombo's own on a success, in ``details`` on an error."""
+    if not warnings:
+        return answer
+    if isinstance(answer, Accepted):
+        return dataclasses.replace(answer, warnings=(*warnings, *answer.warnings))
+    return dataclasses.replace(answer, details={**(answer.details or {}), "warnings": list(warnings)})
 
 
 def _accepted(response: httpx.Response, body: dict[str, Any] | None) -> Answer:

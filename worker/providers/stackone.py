@@ -43,7 +43,7 @@ from worker.providers.base import (
     not_found,
     parse_retry_after,
 )
-from worker.schemas import Attachment
+from worker.schemas import Attachment, AttachmentKind, Candidate, ScreeningAnswer, StackOneFields
 from worker.states import Provider
 
 __all__ = [
@@ -86,19 +86,47 @@ _SAFE_HEADERS = frozenset({"content-type", "date", "retry-after", "x-request-id"
 _SAFE_HEADER_PREFIXES = ("x-ratelimit-", "ratelimit-")
 
 
-def _document(cv: Attachment) -> dict[str, Any]:
-    if cv.data is None:  # SubmissionIn refuses a URL CV for StackOne; this is the adapter's own guard
-        raise ValueError("StackOne takes the CV as base64 'data', not as a URL")
-    document: dict[str, Any] = {"name": cv.name, "content": cv.data, "category": {"value": "resume"}}
-    file_format = _FILE_FORMATS.get(cv.content_type.split(";")[0].strip().lower())
+#: ``AtsDocumentsUploadCategoryEnumApiModel.value`` for each kind of file (StackOne's spec).
+_CATEGORIES = {AttachmentKind.CV: "resume", AttachmentKind.COVER_LETTER: "cover_letter", AttachmentKind.OTHER: "other"}
+
+
+def _document(kind: AttachmentKind, file: Attachment) -> dict[str, Any]:
+    """One of ``documents[]`` (``AtsDocumentsUploadRequestDto``): StackOne takes the content as base64 only."""
+    if file.data is None:  # SubmissionIn refuses a URL file for StackOne; this is the adapter's own guard
+        raise ValueError("StackOne takes files as base64 'data', not as a URL")
+    document: dict[str, Any] = {"name": file.name, "content": file.data, "category": {"value": _CATEGORIES[kind]}}
+    file_format = _FILE_FORMATS.get(file.content_type.split(";")[0].strip().lower())
     if file_format is not None:
         document["file_format"] = {"value": file_format}
     return document
 
 
-def stackone_body(delivery: Delivery) -> dict[str, Any]:
-    """The JSON body of StackOne's create-application request (``AtsCreateApplicationRequestDto``)."""
-    candidate = delivery.submission.candidate
+def _answer(answer: ScreeningAnswer) -> dict[str, Any]:
+    """One ``CreateAnswer``: the question's id, its type where the value tells it (``AnswerEnum``), the values
+    as strings. A text answer carries no type: the value cannot tell free text from an option id."""
+    value = answer.answer
+    item: dict[str, Any] = {"id": answer.question_id}
+    if isinstance(value, bool):
+        item.update(type={"value": "boolean"}, values=["true" if value else "false"])
+    elif isinstance(value, int | float):
+        item.update(type={"value": "number"}, values=[str(value)])
+    elif isinstance(value, list):
+        item.update(type={"value": "multi_select"}, values=list(value))
+    else:
+        item["values"] = [value]
+    return item
+
+
+def _questionnaires(answers: list[ScreeningAnswer]) -> list[dict[str, Any]]:
+    """``CreateQuestionnaire[]``: the answers grouped by ``questionnaire_id`` (one group without an id)."""
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for answer in answers:
+        groups.setdefault(answer.questionnaire_id, []).append(_answer(answer))
+    return [{**({"id": group} if group else {}), "answers": items} for group, items in groups.items()]
+
+
+def _person(candidate: Candidate, own: StackOneFields | None) -> dict[str, Any]:
+    """``CreateCandidate``: the basics, then whatever the submission has (location: its country only)."""
     person: dict[str, Any] = {
         "first_name": candidate.first_name,
         "last_name": candidate.last_name,
@@ -106,9 +134,35 @@ def stackone_body(delivery: Delivery) -> dict[str, Any]:
     }
     if candidate.phone:
         person["phone_numbers"] = [{"phone": candidate.phone}]
-    body: dict[str, Any] = {"job_id": delivery.submission.job_id, "candidate": person}
-    if candidate.cv is not None:
-        body["documents"] = [_document(candidate.cv)]
+    extras = {"company": candidate.company, "title": candidate.title}
+    person.update({name: value for name, value in extras.items() if value})
+    if candidate.location is not None:
+        person["country"] = candidate.location.country  # ISO alpha-2: the spec's example is a name, its type free
+    if candidate.links:
+        person["social_links"] = [
+            {"url": str(link.url), **({"type": link.type} if link.type else {})} for link in candidate.links
+        ]
+    if own is not None and own.candidate_passthrough:
+        person["passthrough"] = own.candidate_passthrough
+    if own is not None and own.unified_custom_fields:
+        person["unified_custom_fields"] = own.unified_custom_fields
+    return person
+
+
+def stackone_body(delivery: Delivery) -> dict[str, Any]:
+    """The JSON body of StackOne's create-application request (``AtsCreateApplicationRequestDto``)."""
+    submission = delivery.submission
+    own = submission.provider_fields.stackone if submission.provider_fields else None
+    body: dict[str, Any] = {"job_id": submission.job_id, "candidate": _person(submission.candidate, own)}
+    documents = [_document(kind, file) for kind, file in submission.files()]
+    if documents:
+        body["documents"] = documents
+    if submission.screening_answers:
+        body["questionnaires"] = _questionnaires(submission.screening_answers)
+    if submission.source is not None:
+        body["source"] = submission.source.model_dump(exclude_none=True)  # CreateSource {id, name}
+    if own is not None:
+        body.update(own.model_dump(include={"job_posting_id", "location_id", "passthrough"}, exclude_none=True))
     return body
 
 

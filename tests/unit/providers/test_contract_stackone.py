@@ -45,13 +45,42 @@ def as_openapi(request: httpx.Request) -> MockRequest:
     )
 
 
+def person(**extra: Any) -> dict[str, Any]:
+    return {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **extra}
+
+
+#: Every field of the full application a StackOne submission can carry.
+FULL: dict[str, Any] = {
+    "candidate": person(
+        phone="+1 555 0100", company="Acme", title="Engineer", location={"country": "GB"},
+        links=[{"url": "https://www.linkedin.com/in/ada", "type": "linkedin"}, {"url": "https://ada.dev"}],
+        cv={"name": "cv.pdf", "data": PDF},
+    ),
+    "attachments": [
+        {"kind": "cover_letter", "name": "letter.pdf", "data": PDF},
+        {"kind": "other", "name": "notes.txt", "content_type": "text/plain", "data": PDF},
+    ],
+    "screening_answers": [
+        {"question_id": "right_to_work", "answer": "Yes", "questionnaire_id": "qn-1"},
+        {"question_id": "relocate", "answer": False, "questionnaire_id": "qn-1"},
+        {"question_id": "years", "answer": 5, "questionnaire_id": "qn-2"},
+    ],
+    "source": {"name": "Example Job Board", "id": "src-1"},
+    "provider_fields": {
+        "stackone": {
+            "job_posting_id": "1c702a20-8de8-4d03-ac18-cbf4ac42eb51",
+            "location_id": "dd8d41d1-5eb8-4408-9c87-9ba44604eae4",
+            "passthrough": {"other_known_names": "A. Lovelace"},
+            "candidate_passthrough": {"pronouns": "she/her"},
+            "unified_custom_fields": {"referral_code": "REF-1236"},
+        }
+    },
+}  # fmt: skip
+
+
 def build(**overrides: Any) -> httpx.Request:
     client = httpx.Client(base_url=STACKONE_HOST + "/")
     return StackOneAdapter(client, "key").build_request(delivery(stackone_submission(**overrides)))
-
-
-def person(**extra: Any) -> dict[str, Any]:
-    return {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", **extra}
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -73,6 +102,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     "opaque account id": {"integration_id": "45355976281015164504"},
     "job id with slash and unicode": {"job_id": "req/2026-Ü"},
+    "full application": FULL,
+    "answers of every type, no questionnaire": {
+        "screening_answers": [
+            {"question_id": "q-text", "answer": "Yes"},
+            {"question_id": "q-bool", "answer": True},
+            {"question_id": "q-num", "answer": 2.5},
+            {"question_id": "q-multi", "answer": ["o1", "o2"]},
+        ]
+    },
 }  # fmt: skip
 
 
@@ -199,3 +237,28 @@ def test_the_validator_does_catch_a_broken_response(stackone_spec: OpenAPI) -> N
 
     with pytest.raises(Exception, match=r"(?i)invalid"):
         stackone_spec.validate_response(as_openapi(build()), broken)
+
+
+def test_the_full_application_reaches_stackone_in_its_fields() -> None:
+    body = json.loads(build(**FULL).content)
+
+    assert [d["category"] for d in body["documents"]] == [
+        {"value": "resume"}, {"value": "cover_letter"}, {"value": "other"}
+    ]  # fmt: skip
+    assert body["questionnaires"] == [
+        {"id": "qn-1", "answers": [
+            {"id": "right_to_work", "values": ["Yes"]},
+            {"id": "relocate", "type": {"value": "boolean"}, "values": ["false"]},
+        ]},
+        {"id": "qn-2", "answers": [{"id": "years", "type": {"value": "number"}, "values": ["5"]}]},
+    ]  # fmt: skip
+    assert body["source"] == {"id": "src-1", "name": "Example Job Board"}
+    assert body["job_posting_id"] == "1c702a20-8de8-4d03-ac18-cbf4ac42eb51"
+    assert body["passthrough"] == {"other_known_names": "A. Lovelace"}
+    candidate = body["candidate"]
+    assert candidate["passthrough"] == {"pronouns": "she/her"}
+    assert candidate["unified_custom_fields"] == {"referral_code": "REF-1236"}
+    assert candidate["country"] == "GB"
+    assert candidate["social_links"] == [
+        {"url": "https://www.linkedin.com/in/ada", "type": "linkedin"}, {"url": "https://ada.dev/"}
+    ]  # fmt: skip

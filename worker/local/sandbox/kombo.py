@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from worker.local.sandbox import kombo_fields
 from worker.local.sandbox.config import SandboxConfig
 from worker.local.sandbox.provider import Exchange, Reply, Submission
 from worker.local.sandbox.scenarios import Behaviour, Outcome
@@ -29,6 +30,7 @@ CONCURRENCY_LIMIT = 30
 
 _JSON = "application/json"
 _INPUT_INVALID_TITLE = "The input you provided is invalid."
+_REMOTE_INVALID_TITLE = "The remote system returned errors."
 _REQUIRED_CANDIDATE_FIELDS = ("first_name", "last_name", "email_address")
 _DEFAULT_STAGE_ID = "5J7L4b48wBfffYwek9Az9pkM"
 _ATS_URL = "https://ats.sandbox.example"
@@ -158,8 +160,14 @@ class KomboProvider:
     #: Kombo's base URL ends in ``/v1``; the bare path serves clients configured without it.
     paths: tuple[str, ...] = ("/v1/ats/jobs/{job_id}/applications", "/ats/jobs/{job_id}/applications")
 
-    #: Kombo's read endpoint a lookup uses (synced data; here, whatever the sandbox holds).
-    read_paths: tuple[str, ...] = ("/v1/ats/candidates", "/ats/candidates")
+    #: Kombo's read endpoints: the candidates a lookup reads (synced data; here, whatever the sandbox holds) and
+    #: the create-application pre-flight (KSPEC ``GET /ats/actions/ats_create_application``).
+    read_paths: tuple[str, ...] = (
+        "/v1/ats/candidates",
+        "/ats/candidates",
+        "/v1/ats/actions/ats_create_application",
+        "/ats/actions/ats_create_application",
+    )
 
     def __init__(self, config: SandboxConfig, state: SandboxState) -> None:
         self._api_key = config.kombo_api_key
@@ -177,13 +185,16 @@ class KomboProvider:
     def read(
         self, path: str, headers: Mapping[str, str], path_params: Mapping[str, str], query: Mapping[str, str]
     ) -> Reply:
-        """``GET /ats/candidates`` filtered by ``email`` (and ``job_ids``), as Kombo's spec shapes it."""
+        """``GET /ats/candidates`` filtered by ``email`` (and ``job_ids``), or the pre-flight, as KSPEC shapes them."""
         exchange = Exchange("", 0)
         if not self.is_authorized(headers):
             return _error_reply(_UNAUTHENTICATED, exchange)
         integration_id = self.integration_id(headers)
         if integration_id is None:
             return _error_reply(_NO_INTEGRATION, exchange)
+        if path.endswith("/ats_create_application"):
+            body = kombo_fields.preflight_body(self._state.restrictions(integration_id))
+            return Reply(200, json.dumps(body).encode(), _JSON)
         email = query.get("email", "")
         jobs = {job for job in query.get("job_ids", "").split(",") if job}
         found = [(job, a) for job, a in self._state.find(self.name, integration_id, email) if not jobs or job in jobs]
@@ -219,6 +230,12 @@ class KomboProvider:
         if isinstance(candidate, str):
             invalid = _Error(400, "PLATFORM.INPUT_INVALID", _INPUT_INVALID_TITLE, candidate)
             return _error_reply(invalid, exchange)
+        problem = kombo_fields.body_problem(body)
+        if problem is not None:
+            return _error_reply(_Error(400, "PLATFORM.INPUT_INVALID", _INPUT_INVALID_TITLE, problem), exchange)
+        refused = kombo_fields.restriction_problem(body, self._state.restrictions(integration_id))
+        if refused is not None:
+            return _error_reply(_Error(400, "REMOTE.INPUT_INVALID", _REMOTE_INVALID_TITLE, refused), exchange)
         return Submission(
             integration_id=integration_id,
             job_id=job_id,
