@@ -162,8 +162,16 @@ async def test_active_requeues_the_integrations_parked_submissions_with_the_even
         assert row is not None and row.next_attempt_at == NOW and row.window_attempt_base == 1
         assert session.get(Submission, waiting).next_attempt_at == NOW  # type: ignore[union-attr]
         audit = session.scalars(sa.select(AuditEvent).where(AuditEvent.submission_id == fixed[0])).one()
-    assert (audit.actor, audit.action, audit.note) == ("vendor:kombo", "requeue", "integration-state-changed event evt-1")
-    assert audit.changes == {"status": ["parked", "queued"], "event_type": "integration-state-changed", "event_id": "evt-1"}
+    assert (audit.actor, audit.action, audit.note) == (
+        "vendor:kombo",
+        "requeue",
+        "integration-state-changed event evt-1",
+    )
+    assert audit.changes == {
+        "status": ["parked", "queued"],
+        "event_type": "integration-state-changed",
+        "event_id": "evt-1",
+    }
 
 
 @pytest.mark.anyio
@@ -259,7 +267,9 @@ async def test_integration_deleted_ends_queued_waiting_and_parked_with_an_outcom
         row = session.get(Submission, queued)
         assert row is not None and row.outcome_code == "integration-deleted" and "evt-del" in (row.remediation or "")
     assert sorted(e.submission_id for e in events) == sorted([queued, waiting, parked])
-    assert {(e.payload["type"], e.payload["reason"]) for e in events} == {("submission.terminal", "integration_deleted")}
+    assert {(e.payload["type"], e.payload["reason"]) for e in events} == {
+        ("submission.terminal", "integration_deleted")
+    }
 
 
 @pytest.mark.anyio

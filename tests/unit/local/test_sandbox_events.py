@@ -1,4 +1,4 @@
-"""The sandbox's vendor events: shaped by Kombo's webhook schemas, signed as the vendors sign, and accepted by applyq."""
+"""The sandbox's vendor events: shaped by Kombo's webhook schemas, signed as the vendors sign, accepted by applyq."""
 
 from __future__ import annotations
 

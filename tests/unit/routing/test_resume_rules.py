@@ -78,7 +78,12 @@ CONNECTION = {Reason.PERMISSION_MISSING, Reason.REAUTHENTICATION_REQUIRED, Reaso
             state_changed("ACTIVE"),
             Plan(frozenset(CONNECTION | {Reason.INTEGRATION_SETUP, Reason.SETUP_SYNC_PENDING})),
         ),
-        (Provider.KOMBO, "integration-state-changed", state_changed("ACTIVE", "INCOMPLETE"), Plan(frozenset(CONNECTION))),
+        (
+            Provider.KOMBO,
+            "integration-state-changed",
+            state_changed("ACTIVE", "INCOMPLETE"),
+            Plan(frozenset(CONNECTION)),
+        ),
         (Provider.KOMBO, "integration-state-changed", state_changed("INVALID"), Plan()),
         (
             Provider.KOMBO,
