@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     broker_url: str = EMBEDDED_BROKER
     #: The Celery queue; give each deployment sharing one Redis its own.
     queue: str = Field(default="applyq", min_length=1, max_length=100)
-    #: Where the embedded Redis keeps its socket, pid file and append-only file.
+    #: Where the embedded Redis keeps its socket, pid file and append-only file, and where each local applyq
+    #: process leaves a pid file (``procs/``): the last user stops the embedded Redis, ``applyq stop`` all of them.
     embedded_redis_dir: Path = Path(".applyq")
 
     #: Kombo's API root (the sandbox: ``http://127.0.0.1:8700``).

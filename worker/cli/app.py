@@ -2,7 +2,7 @@
 
 * the job board: ``submit``, ``status``, ``list`` (``worker/cli/submit.py``);
 * the processes: ``worker``, ``dispatcher``, ``api``, ``sandbox``, ``demo``, ``flower``, ``metrics``,
-  ``migrate`` (``worker/cli/run.py``);
+  ``migrate`` (``worker/cli/run.py``), and ``stop`` (``worker/cli/lifecycle.py``);
 * the operator: ``parked list``, ``show``, ``requeue``, ``cancel``, ``stats``, ``purge``, ``health``,
   ``limits`` (``worker/cli/operate.py``).
 
@@ -11,12 +11,14 @@ Exit codes are defined once, in ``worker/cli/output.py``.
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from worker.cli import operate, run, submit
+from worker.cli import lifecycle, operate, run, submit
 from worker.cli.helptext import Command, Group
 
 __all__ = ["app", "main"]
@@ -50,6 +52,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("purge", operate.purge),
     ("flower", run.flower),
     ("metrics", run.metrics),
+    ("stop", lifecycle.stop),
 ]
 
 for _name, _command in _COMMANDS:
@@ -58,5 +61,12 @@ app.add_typer(operate.parked_app, name="parked")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    SIGTERM (``applyq stop``, ``kill``, a container stopping) ends the command as a normal exit would, so that
+    it leaves the process registry and, as the embedded Redis's last user, stops it (``atexit`` runs then,
+    not on Python's default SIGTERM). Celery and uvicorn install their own handlers, which also exit cleanly.
+    """
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     app()

@@ -300,7 +300,7 @@ def health(
     if as_json:
         print_json({"ok": report.ok, "problems": report.problems, **report.facts})
     else:
-        err.print("healthy" if report.ok else "UNHEALTHY: " + "; ".join(report.problems))
+        console().print("healthy" if report.ok else "UNHEALTHY: " + "; ".join(report.problems), highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 

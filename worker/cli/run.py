@@ -1,5 +1,6 @@
 """The long-running commands: worker, dispatcher, api, sandbox, demo, flower and metrics; and migrate.
 
+Each says where it listens or whom it calls in one line on stdout as it starts (``worker/cli/lifecycle.py``).
 Each imports what it serves inside the function: Celery, FastAPI, uvicorn and Flower take a second or more
 to import, and ``applyq status`` or ``applyq --help`` should not pay for them.
 """
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from worker.cli.lifecycle import announce, calling_line, dispatcher_line
 from worker.cli.output import EXIT_INVALID, err, fail, load_settings, parsed, sessions
 from worker.clock import utcnow
 from worker.db.engine import migrate as upgrade_schema
@@ -32,14 +34,18 @@ def worker(
     """Run a Celery worker (thread pool, for I/O-bound calls) plus the dispatcher."""
     from worker.runtime.process import run_worker  # local: Celery is slow to import
 
-    run_worker(load_settings(), concurrency=concurrency, with_dispatcher=dispatcher, hostname=hostname)
+    settings = load_settings()
+    announce(settings, "worker", calling_line(settings))
+    run_worker(settings, concurrency=concurrency, with_dispatcher=dispatcher, hostname=hostname)
 
 
 def dispatcher() -> None:
     """Run only the dispatcher (publishes due submissions); safe to run several."""
     from worker.runtime.process import run_dispatcher_process  # local: Celery is slow to import
 
-    run_dispatcher_process(load_settings())
+    settings = load_settings()
+    announce(settings, "dispatcher", dispatcher_line(settings))
+    run_dispatcher_process(settings)
 
 
 def migrate() -> None:
@@ -85,6 +91,8 @@ def sandbox(
         stackone_events_url=stackone_events_url,
         stackone_webhook_secret=stackone_webhook_secret,
     )
+    url = f"http://{host}:{port}"
+    announce(load_settings(), "sandbox", f"listening on {url} (Kombo {url}, StackOne {url}, Celper {url}/v1)")
     serve(config, host, port)
 
 
@@ -98,6 +106,7 @@ def api(
     settings = load_settings()
     if not settings.api_tokens:
         fail("APPLYQ_API_TOKENS is empty: set at least one bearer token (comma-separated)", EXIT_INVALID)
+    announce(settings, "api", f"listening on http://{host}:{port} (POST /submissions, GET /openapi.json)")
     serve(settings, host, port)
 
 
@@ -129,6 +138,7 @@ def flower(
     parsed(lambda: flower_argv(settings, options))
     if unsafe_no_auth and settings.flower_basic_auth is None:
         err.print("[yellow]warning:[/yellow] Flower runs without authentication (--unsafe-no-auth)")
+    announce(settings, "flower", f"listening on http://{address}:{port}/{(url_prefix or '').strip('/')}")
     raise typer.Exit(run_flower(settings, options))
 
 
@@ -144,4 +154,5 @@ def metrics(
     configure_logging(settings.log_level)
     limiter = RedisLimiter(redis_client(resolve_broker_url(settings))) if settings.traffic_control else None
     extra = [TrafficCollector(limiter)] if limiter else []
+    announce(settings, "metrics", f"listening on http://{address}:{port}/metrics")
     serve_metrics(build_registry(sessions(settings), utcnow, extra), address=address, port=port)

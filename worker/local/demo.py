@@ -22,7 +22,7 @@ from worker.db.models import Submission
 from worker.intake.enqueue import enqueue
 from worker.local.processes import Proc, free_port, spawn, wait_http
 from worker.local.sandbox.config import SandboxConfig
-from worker.runtime.broker import resolve_broker_url, stop_embedded_redis
+from worker.runtime.broker import release_embedded_redis, resolve_broker_url
 from worker.runtime.tasks import CeleryPublisher, create_celery
 from worker.schemas import SubmissionIn
 from worker.states import FINAL_STATUSES, Provider, Status, values
@@ -204,8 +204,8 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
-        if settings.broker_url == EMBEDDED_BROKER:
-            stop_embedded_redis(settings.embedded_redis_dir)
+        if settings.broker_url == EMBEDDED_BROKER:  # stops it unless another applyq process still uses it
+            release_embedded_redis(settings.embedded_redis_dir)
     return 0 if ok else 1
 
 

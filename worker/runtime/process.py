@@ -35,8 +35,9 @@ def run_worker(settings: Settings, *, concurrency: int | None, with_dispatcher: 
         start_webhook_thread(settings, runtime.sessions, stop)
     try:
         queues = f"--queues={settings.queue},{settings.scheduled_queue}"
+        # --quiet: no Celery banner on stdout; `applyq worker` prints its own one line (worker/cli/lifecycle.py)
         app.worker_main(
-            ["worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}", queues,
+            ["--quiet", "worker", "--pool=threads", f"--concurrency={threads}", f"--hostname={hostname}", queues,
              "--loglevel=INFO", "--task-events", "--without-gossip", "--without-mingle"]
         )  # fmt: skip
     finally:
