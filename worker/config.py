@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     #: An outcome event not delivered within this long is given up (``expired``).
     webhook_max_age_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    #: The longest ``Retry-After`` of the job board's endpoint that is honoured (a longer one waits this long):
+    #: a floor for the next delivery, bounded so one bad header cannot park the outbox for days. An hour is our
+    #: choice; the receiver is the job board's own service, no vendor rule applies.
+    webhook_retry_after_max_s: float = Field(default=3600.0, gt=0)
 
     #: Kombo's webhook secret(s), comma-separated (old and new while rotating): ``POST /vendor-events/kombo``
     #: checks ``X-Kombo-Signature`` with them and refuses every event while none is set.

@@ -5,8 +5,8 @@ slow or failing job board never delays an attempt. Several processes may run it:
 compare-and-set that moves its ``next_attempt_at`` to the lease expiry and sets a ``lease_token`` (and, on
 PostgreSQL, the candidates are picked with ``FOR UPDATE SKIP LOCKED``). A non-2xx answer or a transport
 error is retried with the workers' full-jitter backoff (``APPLYQ_BACKOFF_BASE_S``/``_MAX_S``, the receiver's
-``Retry-After`` as a floor) until ``APPLYQ_WEBHOOK_MAX_AGE_S``. Delivery is at least once: an event whose
-2xx was not recorded (the process died) is sent again with the same ``id``.
+``Retry-After`` as a floor, honoured up to ``APPLYQ_WEBHOOK_RETRY_AFTER_MAX_S``) until ``APPLYQ_WEBHOOK_MAX_AGE_S``.
+Delivery is at least once: an event whose 2xx was not recorded (the process died) is sent again with the same ``id``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "claim_events",
     "deliver_once",
     "expire_stale",
+    "redelivery_delay",
     "run_webhook_deliveries",
     "settle",
     "start_webhook_thread",
@@ -169,14 +170,7 @@ def settle(session: Session, event: Leased, sent: Sent, now: datetime, settings:
     if sent.ok:
         values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
     else:
-        delay = retry_delay(
-            event.attempt,
-            base_s=settings.backoff_base_s,
-            max_s=settings.backoff_max_s,
-            rand=rand,
-            retry_after_s=min(sent.retry_after_s or 0.0, settings.backoff_max_s),
-        )
-        next_at = now + timedelta(seconds=delay)
+        next_at = now + timedelta(seconds=redelivery_delay(event.attempt, sent, settings, rand))
         expired = next_at > event.created_at + timedelta(seconds=settings.webhook_max_age_s)
         values.update(status=DeliveryStatus.EXPIRED.value if expired else _PENDING, next_attempt_at=next_at)
     result = session.execute(
@@ -187,6 +181,21 @@ def settle(session: Session, event: Leased, sent: Sent, now: datetime, settings:
     )
     session.commit()
     return str(values["status"]) if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def redelivery_delay(attempt: int, sent: Sent, settings: Settings, rand: float) -> float:
+    """Seconds until the next delivery: the workers' full-jitter backoff, the receiver's ``Retry-After`` as a floor.
+
+    The floor is honoured beyond ``APPLYQ_BACKOFF_MAX_S`` (the receiver asked for it) up to
+    ``APPLYQ_WEBHOOK_RETRY_AFTER_MAX_S``.
+    """
+    return retry_delay(
+        attempt,
+        base_s=settings.backoff_base_s,
+        max_s=settings.backoff_max_s,
+        rand=rand,
+        retry_after_s=min(sent.retry_after_s or 0.0, settings.webhook_retry_after_max_s),
+    )
 
 
 def deliver_once(
