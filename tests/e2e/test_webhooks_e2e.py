@@ -20,7 +20,7 @@ from worker.webhooks.events import SIGNATURE_HEADER, verify_signature
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "whsec-e2e"
+SECRET = "whsec-e2e-0123456789"
 FAILURES = 3
 
 

@@ -19,12 +19,16 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"applyqmg")
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
-    """An engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so writers queue up."""
+    """An engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so writers queue up.
+
+    ``hide_parameters``: a statement's parameters (candidate data) never appear in an error's message, so
+    no traceback or log line can carry them.
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
         _tune_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
 
 
 def _tune_sqlite(engine: sa.Engine) -> None:

@@ -5,8 +5,10 @@
   ``Idempotent-Replayed: true``; the same key with a different body: 422; while a request with the same key
   is still being processed: 409, to be retried unchanged. A missing key: 400.
 * ``GET /submissions/{id}``: one submission, by id or idempotency key.
-* Every route but the documentation needs ``Authorization: Bearer <one of APPLYQ_API_TOKENS>``.
-* The OpenAPI document is ``/openapi.json`` (rendered at ``/docs``); errors are RFC 9457 problem details.
+* Every route but the documentation needs ``Authorization: Bearer <one of APPLYQ_API_TOKENS>``, checked with
+  the rate limits, the media type and the body's size before the body is read (``worker/intake/guard.py``).
+* The OpenAPI document is ``/openapi.json`` (rendered at ``/docs``); errors are RFC 9457 problem details, an
+  unexpected one too (500, with an ``error_id``; the log has the id and the error's type, never the data).
 
 "In progress" is known two ways: a key this process is handling, and, on PostgreSQL, a transaction-scoped
 advisory lock on the key, so API processes sharing one database see each other's requests in flight.
@@ -14,7 +16,6 @@ advisory lock on the key, so API processes sharing one database see each other's
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,10 +31,13 @@ from sqlalchemy.orm import Session
 from worker.config import Settings
 from worker.db.engine import is_postgres
 from worker.errors import IdempotencyConflict, SubmissionNotFound
+from worker.intake.guard import Guard, Tokens
 from worker.intake.library import Applyq, Enqueued, SubmissionOut
-from worker.intake.problems import MEDIA_TYPE, Problem, ProblemOut, install
+from worker.intake.problems import MEDIA_TYPE, CatchAll, Problem, ProblemOut, install
+from worker.intake.ratelimit import RedisRequestLimiter, RequestLimiter, Window, async_redis_client
 from worker.logs import configure_logging
-from worker.schemas import SubmissionIn
+from worker.runtime.broker import resolve_broker_url
+from worker.schemas import SubmissionIn, is_reference
 
 __all__ = ["ADVISORY_LOCK_CLASS", "InFlight", "SubmissionRequest", "create_app", "parse_idempotency_key", "serve"]
 
@@ -104,13 +108,13 @@ def _submission(body: SubmissionRequest, key: str) -> SubmissionIn:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
-def _store(applyq: Applyq, item: SubmissionIn) -> Enqueued:
+def _store(applyq: Applyq, item: SubmissionIn, scope: str) -> Enqueued:
     """Store in one transaction (published after its commit); 409 if another one holds the key."""
     with applyq.sessions() as session:
-        if not _lock_key(session, item.idempotency_key):
+        if not _lock_key(session, f"{scope} {item.idempotency_key}"):
             raise _in_use()
         try:
-            enqueued = applyq.enqueue(item, session=session)
+            enqueued = applyq.enqueue(item, session=session, scope=scope)
         except IdempotencyConflict as exc:
             detail = f"the key was already used for submission {exc.existing_id} with a different body"
             raise Problem("idempotency-key-reused", detail, extra={"submission_id": exc.existing_id}) from exc
@@ -122,15 +126,18 @@ _BEARER = HTTPBearer(auto_error=False, description="one of the tokens in APPLYQ_
 
 
 class _RequireToken:
-    """The auth dependency: a bearer token from the configured list, compared in constant time."""
+    """The auth dependency: documents the bearer scheme in OpenAPI, and checks again what ``Guard`` checked."""
 
-    def __init__(self, tokens: Sequence[SecretStr]) -> None:
-        self._expected = [t.get_secret_value().encode() for t in tokens if t.get_secret_value()]
+    def __init__(self, tokens: Tokens) -> None:
+        self._tokens = tokens
 
-    def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
-        given = credentials.credentials.encode() if credentials else b""
-        if not any([hmac.compare_digest(given, token) for token in self._expected]):  # compare with every token
+    def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> str:
+        """The token's name, never the token: the client scope its idempotency keys are unique in."""
+        given = f"Bearer {credentials.credentials}" if credentials else None
+        scope = self._tokens.identify(given)
+        if scope is None:
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+        return scope
 
 
 _KEY_HELP = "Required: unique per application, 1-255 characters (a UUID or the job board's application id)."
@@ -139,7 +146,11 @@ _ERRORS = {
     401: "Missing or unknown bearer token",
     404: "No submission has this id or idempotency key",
     409: "A request with this Idempotency-Key is in progress: retry it unchanged",
+    413: "The body is larger than APPLYQ_API_MAX_BODY_BYTES (not read)",
+    415: "The body is not application/json",
     422: "Invalid submission, or the Idempotency-Key was used with a different body",
+    429: "Too many requests from this client address or token: retry after Retry-After seconds",
+    500: "Unexpected error; 'error_id' names it in the log: retry unchanged",
 }
 
 
@@ -148,8 +159,14 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ProblemOut, "description": _ERRORS[status]} for status in statuses}
 
 
-def create_app(applyq: Applyq, tokens: Sequence[SecretStr]) -> FastAPI:
-    """The API over ``applyq``, accepting ``tokens`` as bearer tokens."""
+def create_app(
+    applyq: Applyq,
+    tokens: Sequence[SecretStr],
+    *,
+    limiter: RequestLimiter,
+    max_body_bytes: int,
+) -> FastAPI:
+    """The API over ``applyq``, accepting ``tokens`` as bearer tokens, within ``limiter``'s limits."""
     app = FastAPI(
         title="applyq",
         version="1",
@@ -157,36 +174,50 @@ def create_app(applyq: Applyq, tokens: Sequence[SecretStr]) -> FastAPI:
     )
     install(app)
     in_flight = InFlight()
-    auth = [Depends(_RequireToken(tokens))]
+    accepted = Tokens(tokens)
+    token = Depends(_RequireToken(accepted))  # a request's client scope; FastAPI runs it once per request
+    auth = [token]
+    docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+    open_paths = {path for path in docs if path}
+    app.add_middleware(
+        Guard, tokens=accepted, limiter=limiter, max_body_bytes=max_body_bytes, open_paths=frozenset(open_paths)
+    )
+    app.add_middleware(CatchAll)  # added last: the outermost, so the guard's own errors are answered too
 
     @app.post(
         "/submissions",
         status_code=201,
         response_description="Created: the new submission",
         dependencies=auth,
-        responses={200: {"model": SubmissionOut, "description": "A replay"}, **_problems(400, 401, 409, 422)},
+        responses={
+            200: {"model": SubmissionOut, "description": "A replay"},
+            **_problems(400, 401, 409, 413, 415, 422, 429, 500),
+        },
     )
     def create_submission(
         body: SubmissionRequest,
         response: Response,
+        client_scope: str = token,  # a default, not Annotated: the annotation would name a local variable
         idempotency_key: Annotated[str | None, Header(description=_KEY_HELP)] = None,
     ) -> SubmissionOut:
         """Validate, store and schedule one application (idempotent on the ``Idempotency-Key`` header)."""
         key = parse_idempotency_key(idempotency_key)
         item = _submission(body, key)
-        with in_flight.hold(key):
-            enqueued = _store(applyq, item)
+        with in_flight.hold(f"{client_scope} {key}"):  # keys are per client: another's same key is no conflict
+            enqueued = _store(applyq, item, client_scope)
         response.headers["Location"] = f"/submissions/{enqueued.submission.id}"
         if not enqueued.created:
             response.status_code = 200
             response.headers["Idempotent-Replayed"] = "true"
         return enqueued.submission
 
-    @app.get("/submissions/{submission_id}", dependencies=auth, responses=_problems(401, 404))
-    def get_submission(submission_id: str) -> SubmissionOut:
+    @app.get("/submissions/{submission_id}", dependencies=auth, responses=_problems(401, 404, 429, 500))
+    def get_submission(submission_id: str, client_scope: str = token) -> SubmissionOut:
         """One submission by id (or idempotency key): its status and what to tell the candidate."""
+        if not is_reference(submission_id):  # no stored id or key has a control character: the database never sees it
+            raise HTTPException(404, "no submission has this id or idempotency key")
         try:
-            return applyq.get_submission(submission_id)
+            return applyq.get_submission(submission_id, scope=client_scope)
         except SubmissionNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
 
@@ -226,7 +257,19 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     configure_logging(settings.log_level)
     applyq = Applyq.from_settings(settings, pool_size=10)
+    limiter = RedisRequestLimiter(
+        async_redis_client(resolve_broker_url(settings)),
+        rate=Window.parse(settings.api_rate_limit),
+        auth_failures=Window.parse(settings.api_auth_failure_limit),
+        namespace=settings.queue,
+    )
+    app = create_app(
+        applyq,
+        settings.api_tokens,
+        limiter=limiter,
+        max_body_bytes=settings.api_max_body_bytes,
+    )
     try:
-        uvicorn.run(create_app(applyq, settings.api_tokens), host=host, port=port, log_config=None, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:
         applyq.close()

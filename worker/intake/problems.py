@@ -6,6 +6,9 @@ documentation; every other error (401, 404, 405, ...) is ``about:blank`` with th
 
 from __future__ import annotations
 
+import logging
+import traceback
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -16,8 +19,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["MEDIA_TYPE", "TYPES", "FieldError", "Problem", "ProblemOut", "ProblemType", "install", "pointer"]
+__all__ = [
+    "MEDIA_TYPE",
+    "TYPES",
+    "CatchAll",
+    "FieldError",
+    "Problem",
+    "ProblemOut",
+    "ProblemType",
+    "install",
+    "pointer",
+    "problem_response",
+]
+
+log = logging.getLogger("applyq.api")
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -61,6 +78,26 @@ TYPES: Mapping[str, ProblemType] = {
             "Another request with the same key is still being processed. Retry after a moment; the request "
             "needs no change.",
         ),
+        ProblemType(
+            "body-too-large", 413, "The request body is too large",
+            "The body is larger than the API accepts (APPLYQ_API_MAX_BODY_BYTES); it was not read and nothing "
+            "was stored. A CV too large for the body is too large for the providers: send a smaller file or a url.",
+        ),
+        ProblemType(
+            "unsupported-media-type", 415, "The body must be JSON",
+            "Send the body with Content-Type: application/json; nothing was stored.",
+        ),
+        ProblemType(
+            "rate-limited", 429, "Too many requests",
+            "This client address or token sent more requests than the API answers in a while (APPLYQ_API_RATE_"
+            "LIMIT), or this address sent too many requests without a valid token (APPLYQ_API_AUTH_FAILURE_LIMIT). "
+            "Nothing was stored. Retry after the seconds in the Retry-After header.",
+        ),
+        ProblemType(
+            "internal-error", 500, "Internal error",
+            "Something unexpected went wrong; the request may or may not have been stored. Retry it unchanged "
+            "(the Idempotency-Key makes that safe). 'error_id' names the error in applyq's log for its operators.",
+        ),
     )
 }  # fmt: skip
 
@@ -83,6 +120,7 @@ class ProblemOut(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+    error_id: str | None = Field(default=None, description="a 500's id in applyq's log")
 
 
 @dataclass
@@ -152,8 +190,66 @@ def _error_item(err: Mapping[str, Any]) -> dict[str, str]:
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if isinstance(exc.__cause__, RecursionError):  # FastAPI's 400 for a body json.loads could not parse
+        error = RequestValidationError([{"type": "too_deep", "loc": ("body",), "msg": "the JSON is nested too deeply"}])
+        return await _on_validation(request, error)
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
     return problem_response(exc.status_code, detail=detail, instance=request.url.path, headers=exc.headers)
+
+
+class CatchAll:
+    """The outermost middleware: an unexpected error is answered 500 with an error id, and logged without data.
+
+    The log line has the error id, the exception's type (and its cause's) and where it was raised; never its
+    message, which for a database error holds the statement's parameters (candidate data), nor the body.
+    Nothing is re-raised, so neither Starlette nor uvicorn logs the traceback with its message either.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            error_id = uuid.uuid4().hex
+            log.error("unexpected error, answered 500", extra=_error_fields(exc, error_id, scope))
+            if not started:
+                kind = TYPES["internal-error"]
+                detail = f"quote error id {error_id} to the operators of this API"
+                answer = problem_response(
+                    500, type_=kind.uri, title=kind.title, detail=detail, instance=scope["path"], error_id=error_id
+                )
+                await answer(scope, receive, send)
+
+
+def _error_fields(exc: BaseException, error_id: str, scope: Scope) -> dict[str, Any]:
+    """What is safe to log about an error: types and code locations, no messages, no values."""
+    cause = exc.__cause__ or exc.__context__
+    frames = traceback.extract_tb(exc.__traceback__)[-8:]
+    return {
+        "error_id": error_id,
+        "error_type": _qualified(exc),
+        "cause_type": _qualified(cause) if cause is not None else None,
+        "method": scope.get("method"),
+        "route": getattr(scope.get("route"), "path", None),
+        "stack": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames],
+    }
+
+
+def _qualified(exc: BaseException) -> str:
+    kind = type(exc)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def install(app: FastAPI) -> None:

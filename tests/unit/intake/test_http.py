@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
+import fakeredis
 import httpx
 import pytest
 from openapi_core import Config, OpenAPI
@@ -19,9 +20,11 @@ from tests.conftest import RecordingPublisher, submission_dict
 from worker.intake.http import create_app, parse_idempotency_key
 from worker.intake.library import Applyq
 from worker.intake.problems import Problem
+from worker.intake.ratelimit import RedisRequestLimiter, Window
 
 TOKEN = "token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MAX = 64 * 1024
 
 
 class GatedPublisher(RecordingPublisher):
@@ -50,9 +53,21 @@ def gated() -> GatedPublisher:
     return publisher
 
 
+def limiter(rate: str = "1000/min", auth_failures: str = "1000/min") -> RedisRequestLimiter:
+    """The real limiter, over fakeredis (each call a Redis of its own)."""
+    return RedisRequestLimiter(
+        fakeredis.FakeAsyncRedis(),
+        rate=Window.parse(rate),
+        auth_failures=Window.parse(auth_failures),
+        namespace="test",
+    )
+
+
 @pytest.fixture
 async def client(sessions: sessionmaker[Session], gated: GatedPublisher) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Applyq(sessions, gated), [SecretStr("other-token"), SecretStr(TOKEN)])
+    app = create_app(
+        Applyq(sessions, gated), [SecretStr("other-token"), SecretStr(TOKEN)], limiter=limiter(), max_body_bytes=MAX
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://applyq.test") as c:
         yield c
 
