@@ -35,6 +35,7 @@ from worker.intake.guard import Guard, Tokens
 from worker.intake.library import Applyq, Enqueued, SubmissionOut
 from worker.intake.problems import MEDIA_TYPE, CatchAll, Problem, ProblemOut, install
 from worker.intake.ratelimit import RedisRequestLimiter, RequestLimiter, Window, async_redis_client
+from worker.intake.vendor_events import VendorEventConfig, install_vendor_events
 from worker.logs import configure_logging
 from worker.runtime.broker import resolve_broker_url
 from worker.schemas import SubmissionIn, is_reference
@@ -165,6 +166,7 @@ def create_app(
     *,
     limiter: RequestLimiter,
     max_body_bytes: int,
+    vendor_events: VendorEventConfig | None = None,
 ) -> FastAPI:
     """The API over ``applyq``, accepting ``tokens`` as bearer tokens, within ``limiter``'s limits."""
     app = FastAPI(
@@ -179,6 +181,10 @@ def create_app(
     auth = [token]
     docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
     open_paths = {path for path in docs if path}
+    # vendor events carry the vendor's signature, not a token: checked (and body-limited) by their own routes
+    open_paths |= install_vendor_events(
+        app, applyq, vendor_events or VendorEventConfig(), max_body_bytes=max_body_bytes
+    )
     app.add_middleware(
         Guard, tokens=accepted, limiter=limiter, max_body_bytes=max_body_bytes, open_paths=frozenset(open_paths)
     )
@@ -268,6 +274,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
         settings.api_tokens,
         limiter=limiter,
         max_body_bytes=settings.api_max_body_bytes,
+        vendor_events=VendorEventConfig.from_settings(settings),
     )
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
