@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from worker.admin.actions import CANCELLABLE, compare_and_set, record_audit
 from worker.db.models import Attempt, AuditEvent, Submission
+from worker.privacy import email_key, email_spellings
 from worker.privacy import email_key, email_spellings
 from worker.states import ENDED_STATUSES, Reason, Status, values
 from worker.webhooks.events import record_outcomes
@@ -71,7 +72,7 @@ def emails_matching(email: str) -> sa.ColumnElement[bool]:
     """
     spellings = email_spellings(email)
 
-    def quotes(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    def quotes(column: sa.ColumnElement[Any] | QueryableAttribute[Any]) -> sa.ColumnElement[bool]:
         return sa.or_(*(sa.func.lower(column).contains(s, autoescape=True) for s in sorted(spellings)))
 
     quoted_in_attempts = sa.select(Attempt.submission_id).where(
