@@ -18,6 +18,7 @@ BY_REASON: Mapping[str, str] = {
     Reason.ALREADY_APPLIED: "You've already applied to this position.",
     Reason.JOB_CLOSED: "This job is closed.",
     Reason.NOT_SUPPORTED: "This employer does not accept applications through this site.",
+    Reason.INTEGRATION_DELETED: "This employer no longer accepts applications through this site.",
     Reason.INVALID_INPUT: "The employer's system did not accept some of your details; we're looking into it.",
 }
 
