@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+from worker.clock import utcnow
+from worker.db.clock import install_sqlite_clock
 
 __all__ = ["MIGRATION_LOCK_KEY", "create_engine", "create_session_factory", "is_postgres", "migrate"]
 
@@ -18,22 +23,26 @@ _MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # shipped inside t
 MIGRATION_LOCK_KEY = int.from_bytes(b"applyqmg")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> sa.Engine:
+def create_engine(url: str, *, pool_size: int = 10, clock: Callable[[], datetime] = utcnow) -> sa.Engine:
     """An engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so writers queue up.
 
     ``hide_parameters``: a statement's parameters (candidate data) never appear in an error's message, so
     no traceback or log line can carry them.
+
+    ``clock`` is SQLite's ``now`` (``worker/db/clock.py``): this host's clock unless a test moves it by hand.
+    PostgreSQL's ``now()`` is the server's own.
     """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, clock)
         return engine
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
 
 
-def _tune_sqlite(engine: sa.Engine) -> None:
+def _tune_sqlite(engine: sa.Engine, clock: Callable[[], datetime]) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        install_sqlite_clock(dbapi_connection, clock)
         # Let SQLAlchemy, not pysqlite, issue BEGIN (see "Serializable isolation / Savepoints" in the
         # SQLAlchemy SQLite docs); WAL lets readers run beside the single writer.
         dbapi_connection.isolation_level = None

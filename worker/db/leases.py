@@ -2,21 +2,27 @@
 
 The claim is a compare-and-set on the submission row, so two workers (or a duplicate message) can
 never run the same submission at once; the finishing write is guarded by the lease token.
+
+No statement here binds a time: whether a lease has expired or a submission is due, and when a lease
+expires or a retry falls due, is the database's clock, evaluated in the statement (``worker/db/clock.py``),
+so a worker whose own clock is off can neither take a lease still running nor move anyone's due time.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from worker.db.clock import db_after, db_now
 from worker.db.engine import is_postgres
-from worker.db.models import Attempt, Submission, UTCDateTime
+from worker.db.models import Attempt, Submission
 from worker.providers.base import Accepted, Answer, ErrorKind
 from worker.routing.policy import Verdict
 from worker.states import CLAIMABLE_STATUSES, Decision, Provider, Reason, Status, values
@@ -27,6 +33,7 @@ __all__ = [
     "Claim",
     "Due",
     "Finished",
+    "Recorded",
     "claim",
     "defer",
     "due_submission_ids",
@@ -43,7 +50,7 @@ SEND, LOOKUP = "send", "lookup"
 # building and cache-keying an ORM statement on every call cost more CPU than PostgreSQL spent running it.
 _S = cast(sa.Table, Submission.__table__)
 _A = cast(sa.Table, Attempt.__table__)
-_NOW = sa.bindparam("now", type_=UTCDateTime())
+_NOW = db_now()
 _CLAIMABLE_NOW = sa.or_(
     sa.and_(_S.c.status.in_(_CLAIMABLE), _S.c.next_attempt_at <= _NOW),
     sa.and_(_S.c.status == Status.IN_FLIGHT.value, _S.c.lease_expires_at < _NOW),
@@ -61,10 +68,12 @@ _CLAIM = (
         status=Status.IN_FLIGHT.value,
         lease_token=sa.bindparam("token"),
         # each provider's lease outlasts its own timeout (Kombo's creates take up to 300 s, Celper's 30)
-        lease_expires_at=sa.case(
-            {p.value: sa.bindparam(f"expires_{p.value}", type_=UTCDateTime()) for p in Provider},
-            value=_S.c.provider,
-            else_=sa.bindparam("expires", type_=UTCDateTime()),
+        lease_expires_at=db_after(
+            sa.case(
+                {p.value: sa.bindparam(f"lease_{p.value}", type_=sa.Float()) for p in Provider},
+                value=_S.c.provider,
+                else_=sa.bindparam("lease", type_=sa.Float()),
+            )
         ),
         attempt_count=_S.c.attempt_count + 1,
         updated_at=_NOW,
@@ -77,14 +86,30 @@ _CLAIM = (
         _S.c.integration_id,
         _S.c.provider_idempotency_key,
         _S.c.payload,
+        _NOW.label("claimed_at"),
     )
 )
 #: one statement for many rows (SQLAlchemy's "insertmanyvalues"), ids in the parameters' order
 _OPEN_ATTEMPTS = sa.insert(_A).returning(_A.c.submission_id, _A.c.id, sort_by_parameter_order=True)
-#: executemany: the SET clauses come from the parameters' keys (the same keys in every row)
-_RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id"))
-_STILL_LEASED = sa.select(_S.c.id, _S.c.lease_token).where(_S.c.id.in_(_SIDS)).order_by(_S.c.id).with_for_update()
-_MOVE_ON = sa.update(_S).where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+#: executemany: the SET clauses come from the parameters' keys (the same keys in every row) and the times
+_RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id")).values(finished_at=_NOW)
+#: ... and the database's time, which dates the job board's outcome events recorded in the same transaction
+_STILL_LEASED = (
+    sa.select(_S.c.id, _S.c.lease_token, _NOW.label("now"))
+    .where(_S.c.id.in_(_SIDS))
+    .order_by(_S.c.id)
+    .with_for_update()
+)
+_MOVE_ON = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .values(
+        # a retry's delay counts from when the database records the answer, never from a worker's clock
+        next_attempt_at=db_after(sa.bindparam("delay", type_=sa.Float())),
+        updated_at=_NOW,
+        finished_at=sa.case((sa.bindparam("final", type_=sa.Boolean()), _NOW), else_=sa.null()),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +131,18 @@ class Claim:
     provider_idempotency_key: str
     #: the submission as stored (``SubmissionIn`` fields)
     payload: dict[str, Any]
+    #: the database's time when the lease was taken
+    claimed_at: datetime
+    #: this process's monotonic clock (``time.monotonic``) just before the claim was sent
+    claimed_mono: float
+
+    def now(self) -> datetime:
+        """The database's time now, as the claim read it and this process's monotonic clock carried it on.
+
+        For the decisions made in Python (the router's age limit, an outcome event's time); never earlier
+        than the database's own clock, and no other clock of this host comes into it.
+        """
+        return self.claimed_at + timedelta(seconds=time.monotonic() - self.claimed_mono)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,23 +153,23 @@ class Due:
     integration_id: str | None
 
 
-def peek_due(session: Session, submission_ids: Sequence[str], now: datetime) -> dict[str, Due]:
+def peek_due(session: Session, submission_ids: Sequence[str]) -> dict[str, Due]:
     """Those of the submissions that could be claimed now, with their provider and integration (no lock).
 
     On PostgreSQL a fresh ``session`` reads outside a transaction: a lone SELECT needs no BEGIN and ROLLBACK.
     """
     if not session.in_transaction() and is_postgres(session):
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    rows = session.execute(_PEEK, {"sids": list(submission_ids), "now": now})
+    rows = session.execute(_PEEK, {"sids": list(submission_ids)})
     return {row.id: Due(row.provider, row.integration_id) for row in rows}
 
 
-def defer(session: Session, submission_id: str, now: datetime, until: datetime) -> bool:
-    """Hold a due submission back until ``until`` without an attempt (the limiter said wait)."""
+def defer(session: Session, submission_id: str, wait_s: float) -> bool:
+    """Hold a due submission back for ``wait_s`` seconds of the database's clock, without an attempt."""
     result = session.execute(
         sa.update(Submission)
-        .where(Submission.id == submission_id, Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= now)
-        .values(next_attempt_at=until, published_at=None, updated_at=now)
+        .where(Submission.id == submission_id, Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= _NOW)
+        .values(next_attempt_at=db_after(sa.literal(wait_s, sa.Float())), published_at=None, updated_at=_NOW)
         .execution_options(synchronize_session=False)
     )
     session.commit()
@@ -140,32 +177,33 @@ def defer(session: Session, submission_id: str, now: datetime, until: datetime) 
 
 
 def claim(
-    session: Session, submission_ids: Sequence[str], now: datetime, lease_s: float | Mapping[Provider, float]
+    session: Session, submission_ids: Sequence[str], lease_s: float | Mapping[Provider, float]
 ) -> dict[str, Claim]:
     """Lease those of the submissions that are due and free and open an attempt for each, in one transaction.
 
-    ``lease_s`` is one lease for all, or one per provider. The others (not due, leased elsewhere, final) are
-    left out of the answer.
+    ``lease_s`` is one lease for all, or one per provider, in seconds of the database's clock. The others
+    (not due, leased elsewhere, final) are left out of the answer.
     """
     token = str(uuid.uuid4())
     leases = lease_s if isinstance(lease_s, Mapping) else dict.fromkeys(Provider, lease_s)
-    expires = {f"expires_{p.value}": now + timedelta(seconds=s) for p, s in leases.items()}
-    longest = now + timedelta(seconds=max(leases.values()))
-    params = {"sids": list(submission_ids), "now": now, "token": token, "expires": longest, **expires}
+    params: dict[str, object] = {f"lease_{p.value}": s for p, s in leases.items()}
+    params.update(sids=list(submission_ids), token=token, lease=max(leases.values()))
+    mono = time.monotonic()
     rows = session.execute(_CLAIM, params).all()
     if not rows:
         session.rollback()
         return {}
-    history = {row.id: _recover_lost_attempts(session, row.id, now) for row in rows if row.attempt_count > 1}
+    history = {row.id: _recover_lost_attempts(session, row.id) for row in rows if row.attempt_count > 1}
     opened = session.execute(
-        _OPEN_ATTEMPTS, [{"submission_id": r.id, "number": r.attempt_count, "started_at": now} for r in rows]
+        _OPEN_ATTEMPTS,
+        [{"submission_id": r.id, "number": r.attempt_count, "started_at": r.claimed_at} for r in rows],
     )
     attempt_ids: dict[str, int] = {row.submission_id: row.id for row in opened}
     session.commit()
-    return {row.id: _claim(row, token, int(attempt_ids[row.id]), history.get(row.id, _FRESH)) for row in rows}
+    return {row.id: _claim(row, token, int(attempt_ids[row.id]), history.get(row.id, _FRESH), mono) for row in rows}
 
 
-def _claim(row: sa.Row[Any], token: str, attempt_id: int, history: _History) -> Claim:
+def _claim(row: sa.Row[Any], token: str, attempt_id: int, history: _History, mono: float) -> Claim:
     return Claim(
         submission_id=row.id,
         lease_token=token,
@@ -178,6 +216,8 @@ def _claim(row: sa.Row[Any], token: str, attempt_id: int, history: _History) -> 
         needs_lookup=history.needs_lookup,
         provider_idempotency_key=row.provider_idempotency_key,
         payload=row.payload,
+        claimed_at=row.claimed_at,
+        claimed_mono=mono,
     )
 
 
@@ -194,9 +234,9 @@ class _History:
 _FRESH = _History()
 
 
-def _recover_lost_attempts(session: Session, submission_id: str, now: datetime) -> _History:
+def _recover_lost_attempts(session: Session, submission_id: str) -> _History:
     """Close the attempts a lost worker left open, then read what the history says about the next attempt."""
-    _close_lost_attempts(session, submission_id, now)
+    _close_lost_attempts(session, submission_id)
     return _history(session, submission_id)
 
 
@@ -215,13 +255,13 @@ def _history(session: Session, submission_id: str) -> _History:
     return _History(unknown, pending)
 
 
-def _close_lost_attempts(session: Session, submission_id: str, now: datetime) -> None:
+def _close_lost_attempts(session: Session, submission_id: str) -> None:
     """An attempt still open when its lease expired belonged to a lost worker: outcome unknown."""
     session.execute(
         sa.update(Attempt)
         .where(Attempt.submission_id == submission_id, Attempt.decision.is_(None))
         .values(
-            finished_at=now,
+            finished_at=_NOW,
             decision=Decision.RETRY.value,
             reason=Reason.WORKER_LOST.value,
             error_kind="worker_lost",
@@ -240,27 +280,33 @@ class Finished:
     answer: Answer
     verdict: Verdict
     latency_ms: float
-    #: when the answer came
-    at: datetime
     #: ``SEND`` or ``LOOKUP``
     kind: str = SEND
 
 
-def finish(session: Session, done: Sequence[Finished]) -> list[bool]:
+class Recorded(NamedTuple):
+    """What ``finish`` did: per attempt, whether its lease was still held; and the database's time it recorded."""
+
+    kept: list[bool]
+    at: datetime
+
+
+def finish(session: Session, done: Sequence[Finished]) -> Recorded:
     """Record the attempts and move their submissions on; False where the lease was lost. The caller commits.
 
     The submissions still leased by these attempts are locked first (in id order), so the rest are
     plain many-row statements: one for the attempts, one per kind of answer for the submissions. The
-    caller adds what belongs in the same transaction (the job board's outcome events) and commits.
+    caller adds what belongs in the same transaction (the job board's outcome events, dated ``at``) and commits.
     """
-    leased = session.execute(_STILL_LEASED, {"sids": [d.lease.submission_id for d in done]})
+    leased = session.execute(_STILL_LEASED, {"sids": [d.lease.submission_id for d in done]}).all()
     tokens = {row.id: row.lease_token for row in leased}
     kept = [tokens.get(d.lease.submission_id) == d.lease.lease_token for d in done]
     moving = [d for d, k in zip(done, kept, strict=True) if k]
     for accepted in (True, False):  # executemany wants the same columns in every row
         _execute_many(session, _RECORD_ATTEMPT, [_attempt_columns(d) for d in done if _accepted(d) is accepted])
         _execute_many(session, _MOVE_ON, [_submission_columns(d) for d in moving if _accepted(d) is accepted])
-    return kept
+    # no row left (all purged): nothing was recorded, so the time dates nothing
+    return Recorded(kept, leased[0].now if leased else datetime.now(UTC))
 
 
 def _accepted(done: Finished) -> bool:
@@ -277,7 +323,6 @@ def _attempt_columns(done: Finished) -> dict[str, object]:
     return {
         "attempt_id": done.lease.attempt_id,
         "kind": done.kind,
-        "finished_at": done.at,
         "latency_ms": done.latency_ms,
         "decision": verdict.decision.value,
         "reason": verdict.reason,
@@ -289,7 +334,9 @@ def _attempt_columns(done: Finished) -> dict[str, object]:
 
 def _answer_columns(answer: Answer) -> dict[str, object]:
     if isinstance(answer, Accepted):
-        return {"http_status": answer.http_status, "request_id": answer.request_id}
+        # the provider's warnings, and applyq's own (what Kombo's pre-flight made it leave out)
+        details = {"warnings": list(answer.warnings)} if answer.warnings else None
+        return {"http_status": answer.http_status, "request_id": answer.request_id, "details": details}
     return {
         "http_status": answer.http_status,
         "error_kind": answer.kind.value,
@@ -303,8 +350,8 @@ def _answer_columns(answer: Answer) -> dict[str, object]:
 
 
 def _submission_columns(done: Finished) -> dict[str, object]:
-    answer, verdict, now = done.answer, done.verdict, done.at
-    final = verdict.status is not Status.RETRY_SCHEDULED
+    answer, verdict = done.answer, done.verdict
+    retry = verdict.status is Status.RETRY_SCHEDULED
     values: dict[str, object] = {
         "sid": done.lease.submission_id,
         "token": done.lease.lease_token,
@@ -312,11 +359,10 @@ def _submission_columns(done: Finished) -> dict[str, object]:
         "lease_token": None,
         "lease_expires_at": None,
         "published_at": None,
-        "next_attempt_at": verdict.next_attempt_at,
+        "delay": (verdict.delay_s or 0.0) if retry else None,
+        "final": not retry,
         "outcome_reason": verdict.reason,
         "remediation": verdict.remediation or None,
-        "updated_at": now,
-        "finished_at": now if final else None,
     }
     if isinstance(answer, Accepted):
         values.update(
@@ -331,11 +377,9 @@ def _submission_columns(done: Finished) -> dict[str, object]:
     return values
 
 
-def due_submission_ids(
-    session: Session, now: datetime, *, republish_after_s: float, limit: int, skip_locked: bool
-) -> list[str]:
+def due_submission_ids(session: Session, *, republish_after_s: float, limit: int, skip_locked: bool) -> list[str]:
     """Submissions that are due (or whose lease expired) and not published recently; rows are locked."""
-    stale = now - timedelta(seconds=republish_after_s)
+    stale = db_after(sa.literal(-republish_after_s, sa.Float()))
     query = (
         sa.select(Submission.id)
         .where(_CLAIMABLE_NOW, sa.or_(Submission.published_at.is_(None), Submission.published_at < stale))
@@ -344,14 +388,14 @@ def due_submission_ids(
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    return list(session.scalars(query, {"now": now}))
+    return list(session.scalars(query))
 
 
-def mark_published(session: Session, ids: Sequence[str], now: datetime) -> None:
-    """Remember when these submissions were handed to the broker."""
+def mark_published(session: Session, ids: Sequence[str]) -> None:
+    """Remember when these submissions were handed to the broker (the database's time)."""
     session.execute(
         sa.update(Submission)
         .where(Submission.id.in_(ids))
-        .values(published_at=now)
+        .values(published_at=_NOW)
         .execution_options(synchronize_session=False)
     )

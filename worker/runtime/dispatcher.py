@@ -4,7 +4,8 @@ It publishes every submission that is due (or whose lease expired) and was not p
 ``republish_after_s``. That recovers failed publishes, a flushed or restarted Redis and lost retries
 with no operator action, and keeps long delays out of the broker. Several dispatchers may run: on
 PostgreSQL they split the rows with ``FOR UPDATE SKIP LOCKED``; on SQLite ``BEGIN IMMEDIATE``
-serialises them. A duplicate message is harmless: the claim is a compare-and-set.
+serialises them. A duplicate message is harmless: the claim is a compare-and-set. What is due and what
+was published recently is the database's time (``worker/db/clock.py``), never the dispatcher's host's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +36,6 @@ def dispatch_once(
     sessions: sessionmaker[Session],
     publisher: Publisher,
     settings: Settings,
-    now: datetime,
     *,
     skip_locked: bool,
 ) -> int:
@@ -44,7 +43,6 @@ def dispatch_once(
     with sessions() as session:
         ids = due_submission_ids(
             session,
-            now,
             republish_after_s=settings.republish_after_s,
             limit=settings.dispatch_batch_size,
             skip_locked=skip_locked,
@@ -53,7 +51,7 @@ def dispatch_once(
             session.rollback()
             return 0
         publisher.publish(ids)
-        mark_published(session, ids, now)
+        mark_published(session, ids)
         session.commit()
     return len(ids)
 
@@ -63,7 +61,6 @@ def run_dispatcher(
     publisher: Publisher,
     settings: Settings,
     stop: threading.Event,
-    clock: Callable[[], datetime],
     *,
     skip_locked: bool,
     heartbeat: Callable[[], None] = lambda: None,
@@ -71,7 +68,7 @@ def run_dispatcher(
     """Loop until ``stop`` is set; a full batch is followed at once by the next one."""
     while not stop.is_set():
         try:
-            count = dispatch_once(sessions, publisher, settings, clock(), skip_locked=skip_locked)
+            count = dispatch_once(sessions, publisher, settings, skip_locked=skip_locked)
             heartbeat()
         except Exception:
             log.exception("dispatch failed; will try again")

@@ -3,6 +3,10 @@
 This is what the Celery task runs; it takes everything it needs as arguments, so tests call it directly.
 Each due submission of a message takes its turn in the process's pool of ``worker_concurrency`` threads;
 the turns' claims and recordings are grouped into shared transactions (``worker/runtime/coalesce.py``).
+
+The worker reads no wall clock of its own: what is due, leases and deferrals are the database's time
+(``worker/db/clock.py``), limits and cooldowns Redis's (``worker/traffic/limiter.py``), and the router's "now"
+is the claim's database time carried on by the monotonic clock (``Claim.now``).
 """
 
 from __future__ import annotations
@@ -13,12 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.leases import LOOKUP, SEND, Claim, Due, Finished, claim, defer, finish, peek_due
 from worker.privacy import candidate_values, scrub
@@ -43,7 +46,6 @@ class Runtime:
     settings: Settings
     sessions: sessionmaker[Session]
     adapters: dict[Provider, Adapter]
-    clock: Callable[[], datetime] = utcnow
     rand: Callable[[], float] = field(default=random.random)
     #: called whenever a message is consumed, for ``applyq health``
     heartbeat: Callable[[], None] = lambda: None
@@ -66,20 +68,20 @@ class Runtime:
     def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
         """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
         with self.sessions() as session:
-            leases = claim(session, submission_ids, self.clock(), self.leases)
+            leases = claim(session, submission_ids, self.leases)
         return [leases.pop(sid, None) for sid in submission_ids]
 
     def finish_all(self, done: Sequence[Finished]) -> list[bool]:
         """Record every answer and the job board's outcome events in one transaction; False where the lease was lost."""
         with self.sessions() as session:
-            kept = finish(session, done)
+            kept, at = finish(session, done)
             finals = [
                 d.lease.submission_id
                 for d, k in zip(done, kept, strict=True)
                 if k and d.verdict.status in FINAL_STATUSES
             ]
             if finals:
-                record_outcomes(session, finals, done[0].at)
+                record_outcomes(session, finals, at)
             session.commit()
             return kept
 
@@ -114,7 +116,7 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     """
     runtime.heartbeat()
     with runtime.sessions() as session:
-        dues = peek_due(session, submission_ids, runtime.clock())
+        dues = peek_due(session, submission_ids)
     due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
     turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in due_ids}
     wait(turns.values())
@@ -159,18 +161,18 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
     lease = runtime.claims.submit(submission_id)
     if lease is None:
         return _SKIPPED, None, None
-    submission = SubmissionIn.model_validate(lease.payload)
+    submission = SubmissionIn.from_stored(lease.payload)
     delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
     adapter = runtime.adapters[submission.provider]
     looking = lease.needs_lookup and adapter.can_look_up
     started = time.perf_counter()
     answer = adapter.look_up(delivery) if looking else adapter.deliver(delivery)[0]
     latency_ms = (time.perf_counter() - started) * 1000
-    now = runtime.clock()
+    now = lease.now()
     ats = adapter.ats(submission.integration_id)
     context = _context(lease, submission.provider, ats, now, runtime.rand())
     verdict = (decide_lookup if looking else decide)(answer, context, runtime.settings)
-    done = Finished(lease, answer, verdict, latency_ms, now, LOOKUP if looking else SEND)
+    done = Finished(lease, answer, verdict, latency_ms, LOOKUP if looking else SEND)
     _log(delivery, submission.provider, done, runtime.records.submit(done))
     code = None if isinstance(answer, Accepted) else answer.label
     return Outcome(verdict.decision.value, code, verdict.status.value), answer, ats
@@ -189,13 +191,14 @@ def _context(lease: Claim, provider: Provider, ats: str | None, now: datetime, r
 
 
 def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
-    """Put the submission back in the database until the limiter's wait is over (plus a little jitter)."""
-    now = runtime.clock()
+    """Put the submission back in the database until the limiter's wait is over (plus a little jitter).
+
+    The wait is a duration (Redis's clock said how long), so the database's clock says when it is over.
+    """
     # a cooldown's waiters get fresh reservations when they return, so a small spread is enough
     jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(0.2, gate.wait_s)
-    until = now + timedelta(seconds=gate.wait_s + jitter)
     with runtime.sessions() as session:
-        deferred = defer(session, submission_id, now, until)
+        deferred = defer(session, submission_id, gate.wait_s + jitter)
     if deferred and gate.verdict is not Wait.RESERVED:
         extra = {"submission_id": submission_id, "limit_key": key, "wait": gate.verdict.value}
         log.info("submission deferred", extra={**extra, "delay_s": round(gate.wait_s, 3)})

@@ -48,7 +48,7 @@ def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: 
 
     thread = threading.Thread(
         target=run_dispatcher,
-        args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop, utcnow),
+        args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop),
         kwargs={
             "skip_locked": is_postgres(settings.database_url),
             "heartbeat": Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
@@ -69,7 +69,7 @@ def run_dispatcher_process(settings: Settings) -> None:
     sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
     publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)), settings.scheduled_queue)
     run_dispatcher(
-        sessions, publisher, settings, stop, utcnow,
+        sessions, publisher, settings, stop,
         skip_locked=is_postgres(settings.database_url),
         heartbeat=Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
     )  # fmt: skip

@@ -14,6 +14,10 @@ because our sends lagged behind, is its rate. The rate is set a little above tha
 a backlog presses and no 429 comes (faster the longer none comes). The 429s of requests already on their
 way when the first one was answered belong to the same episode and teach nothing more.
 
+Time is Redis's: each script reads ``TIME`` itself, so cooldowns, reservations, rate windows, in-flight
+leases and holds are stamped and compared on one clock, whichever worker asks and however its own clock
+runs. A wait the gate answers is a duration; the database turns it into a due time on its own clock.
+
 Keys (``applyq:lim:{key}:…``): ``tat`` (theoretical arrival time), ``gen``, ``rate`` (adaptive), ``cool``
 (cooldown until), ``inflight`` (zset token → lease expiry), ``cap`` (learned concurrency), ``brk`` (hash:
 fails, open_until, open_s), ``probe``, ``send`` (send pacing), ``res:{submission}``; adaptive only:
@@ -23,8 +27,8 @@ the provider's pace, since the last 429 or since a backlog began to press) and `
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -145,49 +149,67 @@ class AdaptiveParams:
 
 
 class RedisLimiter:
-    """The shared limiter; one instance per process, thread-safe (redis-py pools connections)."""
+    """The shared limiter; one instance per process, thread-safe (redis-py pools connections).
 
-    def __init__(self, client: redis.Redis, params: AdaptiveParams | None = None) -> None:
+    ``clock`` (unix seconds) replaces Redis's ``TIME`` for tests that play out minutes in a moment; in
+    production it stays ``None``, so that no worker's own clock enters a decision shared with the others.
+    """
+
+    def __init__(
+        self, client: redis.Redis, params: AdaptiveParams | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
         self._client = client
         self._params = params or AdaptiveParams()
+        self._clock = clock
         self._gate = client.register_script(_script("gate.lua"))
         self._observe = client.register_script(_script("observe.lua"))
 
     def gate(self, key: str, spec: LimitSpec, submission_id: str, hold_key: str = "") -> Gate:
-        """One atomic decision: held key → cooldown → breaker → concurrency → rate (reserving a slot)."""
-        now = time.time()
-        token = f"{uuid.uuid4().hex}@{now:.6f}"  # when it was let through: observe() dates the answer by it
+        """One atomic decision: held key → cooldown → breaker → concurrency → rate (reserving a slot).
+
+        The token the script answers ends with Redis's time at the decision: observe() dates the answer by it.
+        """
         p = self._params
-        verdict, wait = self._gate(
+        verdict, wait, token = self._gate(
             keys=[_prefix(key), _hold(hold_key or key)],
-            args=[now, spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s, token,
-                  p.burst_s, submission_id, p.send_burst_s],
+            args=[self._now(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s,
+                  uuid.uuid4().hex, p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
-        return Gate(Wait(_text(verdict)), float(_text(wait)), token)
+        return Gate(Wait(_text(verdict)), float(_text(wait)), _text(token))
 
     def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Release the slot; learn cooldowns, the adaptive rate, the breaker state and a held key."""
         p = self._params
-        now = time.time()
         self._observe(
             keys=[_prefix(key), _hold(hold_key or key)],
-            args=[now, signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
+            args=[self._now(), signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
                   "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
                   hints.exhausted_until or 0, hints.concurrency_limit or 0,
                   p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
-                  _sent_at(gate.token, now), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s],
+                  _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s],
         )  # fmt: skip
+
+    def _now(self) -> float | str:
+        """What the scripts take for now: empty means Redis's ``TIME``."""
+        return "" if self._clock is None else self._clock()
+
+    def _redis_now(self) -> float:
+        """Redis's time (or the test's clock), for the operators' views: one round trip, off the hot path."""
+        if self._clock is not None:
+            return self._clock()
+        seconds, micros = self._client.time()
+        return seconds + micros / 1e6
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Per-key state for operators: rate, cooldown, breaker, in flight."""
-        now = time.time()
+        now = self._redis_now()
         keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat")})
         return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys]
 
     def holds(self) -> list[dict[str, Any]]:
         """Every held provider key: how long until its next probe."""
-        now = time.time()
+        now = self._redis_now()
         out = []
         for name in self._client.scan_iter("applyq:hold:*"):
             text = name.decode()
@@ -236,13 +258,13 @@ def _prefix(key: str) -> str:
     return f"applyq:lim:{key}:"
 
 
-def _sent_at(token: str, default: float) -> float:
-    """When the gate let the request through, from its token (``default`` for a token without a time)."""
+def _sent_at(token: str) -> float:
+    """When the gate let the request through, from its token (-1 for a token without a time: "now")."""
     _, at, stamp = token.rpartition("@")
     try:
-        return min(float(stamp), default) if at else default
+        return float(stamp) if at else -1.0
     except ValueError:
-        return default
+        return -1.0
 
 
 def _text(value: bytes | str) -> str:

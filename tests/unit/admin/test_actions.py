@@ -43,9 +43,9 @@ def test_requeue_puts_a_parked_submission_back_with_a_fresh_retry_window(session
     assert (event.actor, event.action, event.note) == ("alice", "requeue", "provider recovered")
     assert event.changes == {"status": ["parked", "queued"], "window_attempt_base": 4}
     with sessions() as session:  # the dispatcher publishes it at once
-        assert submission_id in due_submission_ids(session, LATER, republish_after_s=60, limit=10, skip_locked=False)
+        assert submission_id in due_submission_ids(session, republish_after_s=60, limit=10, skip_locked=False)
     with sessions() as session:  # and the next claim counts attempt 1 of a new window
-        lease = claim(session, [submission_id], LATER, 30).get(submission_id)
+        lease = claim(session, [submission_id], 30).get(submission_id)
     assert lease is not None and (lease.attempt_number, lease.window_attempt) == (5, 1)
 
 
@@ -160,7 +160,7 @@ def test_cancel_withdraws_waiting_work_and_refuses_work_in_flight_or_final(sessi
     [event] = audit(sessions, ids["queued"])
     assert (event.actor, event.action, event.note) == ("bob", "cancel", "candidate withdrew")
     with sessions() as session:  # a message still in Redis for it finds nothing to claim
-        assert claim(session, [ids["queued"]], LATER, 30) == {}
+        assert claim(session, [ids["queued"]], 30) == {}
 
 
 def test_admin_actions_log_one_structured_line_without_candidate_data(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher
 from worker.config import Settings
+from worker.db.engine import create_engine, create_session_factory
 from worker.db.models import Submission
 from worker.intake.enqueue import enqueue, validate_all
 from worker.providers import build_adapters
@@ -197,11 +198,12 @@ def test_every_attempt_of_a_submission_sends_the_same_stored_idempotency_key(
 
     settings = settings.model_copy(update={"celper_api_key": SecretStr(KEY)})
     now = [NOW]
-    runtime = Runtime(settings, sessions, build_adapters(settings, httpx.MockTransport(handler)), clock=lambda: now[0])
+    sessions = create_session_factory(create_engine(settings.database_url, clock=lambda: now[0]))
+    runtime = Runtime(settings, sessions, build_adapters(settings, httpx.MockTransport(handler)))
     [stored] = enqueue(sessions, publisher, validate_all([celper_submission()]), NOW)
     for _ in range(3):
         process_submission(runtime, stored.submission.id)
-        now[0] += timedelta(hours=1)
+        now[0] += timedelta(hours=1)  # the database's clock: the retry is due
 
     with sessions() as session:
         row = session.get_one(Submission, stored.submission.id)

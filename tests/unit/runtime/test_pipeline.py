@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
 from worker.config import Settings
+from worker.db.engine import create_engine, create_session_factory
 from worker.db.models import Submission
 from worker.errors import IdempotencyConflict
 from worker.intake.enqueue import enqueue, validate_all
@@ -76,9 +77,17 @@ def clock() -> Clock:
     return Clock(NOW)
 
 
+@pytest.fixture
+def sessions(sqlite_url: str, clock: Clock) -> Iterator[sessionmaker[Session]]:
+    """Sessions whose database clock (SQLite's ``now``: leases, due times) is the test's clock."""
+    engine = create_engine(sqlite_url, clock=clock)
+    yield create_session_factory(engine)
+    engine.dispose()
+
+
 def make_runtime(settings: Settings, sessions: sessionmaker[Session], clock: Clock, handler: Handler) -> Runtime:
     adapters = build_adapters(settings, httpx.MockTransport(handler))
-    return Runtime(settings, sessions, adapters, clock=clock, rand=lambda: 0.5)
+    return Runtime(settings, sessions, adapters, rand=lambda: 0.5)
 
 
 def add(sessions: sessionmaker[Session], publisher: RecordingPublisher, clock: Clock, **kw: object) -> str:
@@ -181,7 +190,7 @@ def test_a_duplicate_message_for_a_leased_submission_sends_nothing(settings, ses
     script = Script(ok)
     sid = add(sessions, publisher, clock)
     with sessions() as session:
-        assert claim(session, [sid], clock(), settings.lease_s)
+        assert claim(session, [sid], settings.lease_s)
     assert process_submission(make_runtime(settings, sessions, clock, script), sid).decision == "skipped"
     assert script.calls == 0
 
@@ -219,7 +228,7 @@ def test_an_expired_lease_is_taken_over_and_the_lost_attempt_marked(settings, se
 
     sid = add(sessions, publisher, clock)
     with sessions() as session:
-        claim(session, [sid], clock(), settings.lease_s)
+        claim(session, [sid], settings.lease_s)
     clock.advance(settings.lease_s + 1)
     runtime = make_runtime(settings, sessions, clock, kombo_lookup_then(ok))
     process_submission(runtime, sid)  # the lost attempt may have landed: look it up first
@@ -266,18 +275,18 @@ def test_a_failed_publish_leaves_the_submission_for_the_dispatcher(settings, ses
     sid = add(sessions, publisher, clock)
     assert load(sessions, sid).published_at is None
     publisher.fail = False
-    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 1
+    assert dispatch_once(sessions, publisher, settings, skip_locked=False) == 1
     assert publisher.published == [sid]
-    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0
+    assert dispatch_once(sessions, publisher, settings, skip_locked=False) == 0
 
 
 def test_the_dispatcher_republishes_a_lost_message(settings, sessions, publisher, clock) -> None:
     from worker.runtime.dispatcher import dispatch_once
 
     sid = add(sessions, publisher, clock)
-    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 0
+    assert dispatch_once(sessions, publisher, settings, skip_locked=False) == 0
     clock.advance(settings.republish_after_s + 1)
-    assert dispatch_once(sessions, publisher, settings, clock(), skip_locked=False) == 1
+    assert dispatch_once(sessions, publisher, settings, skip_locked=False) == 1
     assert publisher.published == [sid, sid]
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-import worker.traffic.limiter
 from tests.conftest import require_service
 from worker.config import LimitSpec
 from worker.traffic.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
@@ -180,13 +179,10 @@ def test_the_429s_of_requests_already_in_flight_cut_the_rate_once(client: redis.
     assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN
 
 
-def test_the_rate_between_two_429s_is_what_the_provider_let_through(
-    client: redis.Redis, key: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_rate_between_two_429s_is_what_the_provider_let_through(client: redis.Redis, key: str) -> None:
     """A provider allowing 20/s from a bucket of one second's worth (its Retry-After), then 15/s."""
     clock = types.SimpleNamespace(now=1_000_000.0)
-    monkeypatch.setattr(worker.traffic.limiter, "time", types.SimpleNamespace(time=lambda: clock.now))
-    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50, learned_margin=0.03))
+    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50, learned_margin=0.03), clock=lambda: clock.now)
     spec = LimitSpec()
 
     def answers(start: float, rate: float, count: int) -> float:

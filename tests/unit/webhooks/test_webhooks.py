@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher
 from tests.unit.runtime.test_pipeline import Clock, Script, add, kombo_error, make_runtime, ok
+from tests.unit.runtime.test_pipeline import sessions as sessions  # the database's clock is the test's clock
 from worker.admin.actions import Result, cancel
 from worker.config import Settings
 from worker.db.models import WebhookEvent

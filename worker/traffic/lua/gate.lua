@@ -1,5 +1,12 @@
-local now, cfg_rate, initial, cap_cfg = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local lease, token, burst, sub = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7]), ARGV[8]
+-- now is Redis's clock (ARGV[1] is empty but in tests), so no worker's own clock enters a shared decision
+local function clock()
+  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local now, cfg_rate, initial, cap_cfg = clock(), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- the token ends with when the gate let the request through: observe dates the answer by it
+local lease, token, burst, sub = tonumber(ARGV[5]), ARGV[6] .. '@' .. string.format('%.6f', now), tonumber(ARGV[7]), ARGV[8]
 local send_burst = tonumber(ARGV[9])
 local p = KEYS[1]
 -- a provider key held after a configuration error (revoked key, IP not allow-listed): nothing goes but one
@@ -7,10 +14,10 @@ local p = KEYS[1]
 local hold = KEYS[2]
 local held_until = tonumber(redis.call('HGET', hold, 'until') or '0')
 local hold_probe = false
-if held_until > now then return {'held', tostring(held_until - now)} end
+if held_until > now then return {'held', tostring(held_until - now), token} end
 if held_until > 0 then
   if not redis.call('SET', hold .. ':probe', token, 'NX', 'PX', math.floor(lease * 1000)) then
-    return {'held', '1'}
+    return {'held', '1', token}
   end
   hold_probe = true
 end
@@ -22,25 +29,25 @@ if cool > now then
   -- instead of all at once (a reservation kept from before is still good if the generation is)
   local gen = redis.call('GET', p .. 'gen') or '0'
   local res = redis.call('HMGET', res_key, 'gen', 'slot')
-  if res[1] == gen and res[2] then return {'cooldown', tostring(math.max(cool, tonumber(res[2])) - now)} end
+  if res[1] == gen and res[2] then return {'cooldown', tostring(math.max(cool, tonumber(res[2])) - now), token} end
   local rate = cfg_rate
   if rate <= 0 then rate = tonumber(redis.call('GET', p .. 'rate') or initial) end
   local slot = math.max(cool, tonumber(redis.call('GET', p .. 'tat') or '0'))
   redis.call('SET', p .. 'tat', tostring(slot + 1 / rate), 'EX', 86400)
   redis.call('HSET', res_key, 'gen', gen, 'slot', tostring(slot))
   redis.call('EXPIRE', res_key, math.ceil(slot - now) + 300)
-  return {'cooldown', tostring(slot - now)}
+  return {'cooldown', tostring(slot - now), token}
 end
 local open_until = tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0')
 local probe = false
 if open_until > now then
   if hold_probe then redis.call('DEL', hold .. ':probe') end
-  return {'breaker', tostring(open_until - now)}
+  return {'breaker', tostring(open_until - now), token}
 end
 if open_until > 0 then
   if not redis.call('SET', p .. 'probe', token, 'NX', 'PX', math.floor(lease * 1000)) then
     if hold_probe then redis.call('DEL', hold .. ':probe') end
-    return {'breaker', '1'}
+    return {'breaker', '1', token}
   end
   probe = true
 end
@@ -52,7 +59,7 @@ if cap > 0 then
   if redis.call('ZCARD', p .. 'inflight') >= cap then
     if probe then redis.call('DEL', p .. 'probe') end
     if hold_probe then redis.call('DEL', hold .. ':probe') end
-    return {'concurrency', '0.2'}
+    return {'concurrency', '0.2', token}
   end
 end
 local gen = redis.call('GET', p .. 'gen') or '0'
@@ -63,7 +70,7 @@ local function hold(slot, wait)
   redis.call('EXPIRE', res_key, math.ceil(wait) + 300)
   if probe then redis.call('DEL', p .. 'probe') end
   if hold_probe then redis.call('DEL', hold .. ':probe') end
-  return {'reserved', tostring(wait)}
+  return {'reserved', tostring(wait), token}
 end
 -- 1. the schedule: a reservation whose slot has come, or a slot taken now (reserved if not within burst)
 local res = redis.call('HMGET', res_key, 'gen', 'slot')
@@ -72,7 +79,7 @@ if res[1] == gen and res[2] then
   local slot = tonumber(res[2])
   if slot > now + 0.01 then
     if hold_probe then redis.call('DEL', hold .. ':probe') end
-    return {'reserved', tostring(slot - now)}
+    return {'reserved', tostring(slot - now), token}
   end
   has_res = slot > now - 2
 end
@@ -106,5 +113,5 @@ if cfg_rate <= 0 then
     redis.call('EXPIRE', p .. 'ep', 86400)
   end
 end
-if probe or hold_probe then return {'probe', '0'} end
-return {'go', '0'}
+if probe or hold_probe then return {'probe', '0', token} end
+return {'go', '0', token}

@@ -1,8 +1,16 @@
-local now, signal, token, probe = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4] == '1'
+-- now is Redis's clock (ARGV[1] is empty but in tests), the same the gate stamped the token with
+local function clock()
+  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local now, signal, token, probe = clock(), ARGV[2], ARGV[3], ARGV[4] == '1'
 local adaptive, initial, min_rate, max_rate = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local retry_after, exhausted_until, cap_hint = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local threshold, open_base, open_max = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14])
 local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18])
+-- when the gate let it through (its token's time), never later than now; a token without one: now
+if sent < 0 or sent > now then sent = now end
 local p = KEYS[1]
 local hold, hold_s = KEYS[2], tonumber(ARGV[19])
 if signal == 'misconfigured' then
