@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from enum import StrEnum
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from pydantic import (
     AnyHttpUrl,
@@ -23,6 +23,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -31,6 +32,7 @@ from worker.fit import MAX_FILES, fit_problems
 from worker.states import Provider
 
 __all__ = [
+    "CANDIDATE_FIELDS",
     "Attachment",
     "AttachmentKind",
     "Candidate",
@@ -47,6 +49,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: Payload fields that hold candidate data (the person, their files, answers, consent, what goes to the vendor
+#: about them): what a purge removes. The job board's ``metadata`` and the job are not candidate data.
+CANDIDATE_FIELDS = ("candidate", "attachments", "screening_answers", "consent", "provider_fields")
 #: The validation context of a payload read back from the database (``SubmissionIn.from_stored``).
 _STORED = "stored"
 
@@ -214,6 +219,15 @@ class ScreeningAnswer(_Strict):
     answer: AnswerValue
     #: StackOne groups questions into questionnaires; the answer goes into this one (Kombo has no groups)
     questionnaire_id: str | None = Field(default=None, min_length=1, max_length=200, exclude_if=_empty)
+
+    @field_validator("answer", mode="wrap")
+    @classmethod
+    def _one_message(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> AnswerValue:
+        """One line for an answer of the wrong type, not one per alternative of the union."""
+        try:
+            return cast(AnswerValue, handler(value))
+        except ValidationError:
+            raise ValueError("must be text, true or false, a number, or a list of option ids") from None
 
     @field_validator("answer")
     @classmethod

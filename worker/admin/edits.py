@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import getpass
 import json
 import re
@@ -23,7 +24,19 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 
 #: Top-level payload fields ``--set`` may change. ``provider`` and ``idempotency_key`` name the submission
 #: itself: changing them is a new submission, not an edit.
-EDITABLE = frozenset({"candidate", "job_id", "integration_id", "metadata"})
+EDITABLE = frozenset(
+    {
+        "candidate",
+        "job_id",
+        "integration_id",
+        "metadata",
+        "screening_answers",
+        "consent",
+        "source",
+        "attachments",
+        "provider_fields",
+    }
+)
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -70,24 +83,53 @@ class Edit:
 
 
 def parse_edit(text: str) -> Edit:
-    """``FIELD=VALUE`` sets a string; ``FIELD:=JSON`` sets a JSON value (``null``, a number, an object)."""
+    """``FIELD=VALUE`` sets a string, or JSON where the field takes no text (a list, an object, a boolean, a
+    number: ``screening_answers='[...]'``); ``FIELD:=JSON`` always sets a JSON value (``null``, ``"007"``)."""
     name, sep, raw = text.partition("=")
     if not sep:
         raise InvalidInput(f"--set {text!r}: expected FIELD=VALUE or FIELD:=JSON")
-    value: Any = raw
-    if name.endswith(":"):
-        name = name[:-1]
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--set {name}: not valid JSON ({exc.msg})") from exc
-    name = name.strip()
+    as_json = name.endswith(":")
+    name = name.removesuffix(":").strip()
     if not _FIELD.match(name):
         raise InvalidInput(f"--set {text!r}: {name!r} is not a dotted field name such as candidate.email")
     path = tuple(name.split("."))
     if path[0] not in EDITABLE:
         raise InvalidInput(f"--set {name}: only {', '.join(sorted(EDITABLE))} can be edited")
-    return Edit(path, value)
+    if not as_json and not _takes_json(path):
+        return Edit(path, raw)
+    try:
+        return Edit(path, json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--set {name}: not valid JSON ({exc.msg}), which this field takes") from exc
+
+
+def _takes_json(path: tuple[str, ...]) -> bool:
+    """Whether the field at ``path`` takes no text at all (only lists, objects, booleans or numbers), as the
+    submission's JSON schema says; a key of a free object (``metadata``, a passthrough) takes text."""
+    node: dict[str, Any] | None = {"$ref": "#"}
+    for part in path:
+        node = next((o["properties"][part] for o in _options(node) if part in o.get("properties", {})), None)
+        if node is None:
+            return False
+    return "string" not in {option.get("type") for option in _options(node)}
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return SubmissionIn.model_json_schema()
+
+
+def _options(node: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The alternatives a schema node allows, references resolved (``anyOf``, ``oneOf``, ``$ref``)."""
+    if node is None:
+        return []
+    if "$ref" in node:
+        target = _schema()
+        for part in node["$ref"].removeprefix("#").strip("/").split("/") if node["$ref"] != "#" else []:
+            target = target[part]
+        return _options(target)
+    choices = node.get("anyOf") or node.get("oneOf")
+    return [option for choice in choices for option in _options(choice)] if choices else [node]
 
 
 def apply_edits(payload: dict[str, Any], edits: Sequence[Edit]) -> tuple[SubmissionIn, list[str]]:

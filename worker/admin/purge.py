@@ -28,7 +28,7 @@ from sqlalchemy.orm import QueryableAttribute, Session
 from worker.admin.actions import CANCELLABLE, compare_and_set, record_audit
 from worker.db.models import Attempt, AuditEvent, Submission
 from worker.privacy import email_key, email_spellings
-from worker.privacy import email_key, email_spellings
+from worker.schemas import CANDIDATE_FIELDS
 from worker.states import ENDED_STATUSES, Reason, Status, values
 from worker.webhooks.events import record_outcomes
 
@@ -122,7 +122,7 @@ def _purge_one(
 ) -> bool:
     payload = session.scalar(sa.select(Submission.payload).where(Submission.id == submission_id)) or {}
     values: dict[str, Any] = {
-        "payload": {**payload, "candidate": None, "purged_at": now.isoformat()},
+        "payload": {**payload, **dict.fromkeys(CANDIDATE_FIELDS), "purged_at": now.isoformat()},
         "payload_hash": PURGED,
         "email_key": None,
         "outcome_title": None,
@@ -136,7 +136,8 @@ def _purge_one(
         session.rollback()
         return False
     _scrub_history(session, submission_id)
-    changes = {"removed": ["payload.candidate", "payload_hash", "provider messages", "audit notes"]}
+    removed = [f"payload.{name}" for name in CANDIDATE_FIELDS if payload.get(name) is not None]
+    changes = {"removed": [*removed, "payload_hash", "provider messages", "audit notes"]}
     if status in CANCELLABLE:
         changes["status"] = [status, Status.CANCELLED.value]
         record_outcomes(session, [submission_id], now)
@@ -179,5 +180,5 @@ def purge_older_than(
 def purge_email(session: Session, email: str, *, actor: str, now: datetime, dry_run: bool) -> PurgeReport:
     """Remove candidate data of every submission of (or quoting) this email address (a data-protection request)."""
     note = "data-protection request (by email address)"
-    scope = "every submission of or quoting the address (queued, scheduled or parked ones are cancelled)"
+    scope = f"every submission of {email_key(email)} or quoting it (queued, scheduled or parked ones are cancelled)"
     return purge(session, emails_matching(email), actor=actor, note=note, now=now, dry_run=dry_run, scope=scope)

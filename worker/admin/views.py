@@ -124,11 +124,17 @@ def show_json(row: Submission, audit: Iterable[AuditEvent]) -> dict[str, Any]:
 
 
 def _elide_cv(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload with a CV's base64 ``data`` replaced by its size: big, and useless on a terminal."""
+    """The payload with every file's base64 ``data`` (the CV, the attachments) replaced by its size: big, and
+    useless on a terminal."""
     candidate = payload.get("candidate")
-    cv = candidate.get("cv") if isinstance(candidate, dict) else None
-    if not isinstance(cv, dict) or not isinstance(cv.get("data"), str):
-        return payload
-    assert isinstance(candidate, dict)
-    elided = {**cv, "data": f"<{len(cv['data'])} characters of base64>"}
-    return {**payload, "candidate": {**candidate, "cv": elided}}
+    elided = dict(payload)
+    if isinstance(candidate, dict) and isinstance(candidate.get("cv"), dict):
+        elided["candidate"] = {**candidate, "cv": _elide_data(candidate["cv"])}
+    if isinstance(payload.get("attachments"), list):
+        elided["attachments"] = [_elide_data(i) if isinstance(i, dict) else i for i in payload["attachments"]]
+    return elided
+
+
+def _elide_data(file: dict[str, Any]) -> dict[str, Any]:
+    data = file.get("data")
+    return {**file, "data": f"<{len(data)} characters of base64>"} if isinstance(data, str) else file

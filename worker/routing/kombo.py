@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from worker.providers.base import ErrorKind
 from worker.routing.rules import (
     FIX_INPUT,
     HTTP_STATUS_RULES,
@@ -91,5 +92,14 @@ ROUTES = ProviderRoutes(
         Reason.UNKNOWN_CODE,
         "A code applyq does not know: open the log_url, then add it to worker/routing/kombo.py.",
     ),
-    transport=TRANSPORT_RULES,
+    transport={
+        **TRANSPORT_RULES,
+        # not sent: Kombo's pre-flight says the integration requires an attachment the application lacks
+        ErrorKind.UNMET_REQUIREMENT: park(
+            Reason.INVALID_INPUT,
+            "The integration requires an attachment the application lacks (see the message): add it, e.g. "
+            "applyq requeue ID --set attachments='[{\"kind\": \"cv\", ...}]', or ask the customer to relax "
+            "the requirement in their ATS",
+        ),
+    },
 )
