@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from worker.admin.edits import Edit, apply_edits
 from worker.admin.queries import ParkedFilter, parked_ids
 from worker.db.models import AuditEvent, Submission
-from worker.db.submissions import find_by_reference, provider_idempotency_key
+from worker.db.submissions import find_by_reference, provider_idempotency_key, requeued
 from worker.errors import InvalidSubmission
 from worker.privacy import email_key
 from worker.schemas import SubmissionIn
@@ -179,17 +179,7 @@ def _plan_requeue(session: Session, key: str, edits: Sequence[Edit], now: dateti
         return ActionResult(key, Result.NOT_FOUND, message="no submission with this id or idempotency key")
     if row.status != Status.PARKED.value:
         return ActionResult(row.id, Result.REFUSED, row.status, f"is {row.status}, not parked")
-    values: dict[str, Any] = {
-        "status": Status.QUEUED.value,
-        "next_attempt_at": now,
-        "published_at": None,
-        "lease_token": None,
-        "lease_expires_at": None,
-        "window_started_at": now,
-        "window_attempt_base": Submission.attempt_count,
-        "finished_at": None,
-        "remediation": None,
-    }
+    values = requeued(now)
     changes: dict[str, Any] = {"status": [row.status, Status.QUEUED.value], "window_attempt_base": row.attempt_count}
     if edits:
         try:

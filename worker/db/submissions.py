@@ -29,6 +29,7 @@ __all__ = [
     "find_submission",
     "list_submissions",
     "provider_idempotency_key",
+    "requeued",
 ]
 
 _S = cast(sa.Table, Submission.__table__)
@@ -156,6 +157,22 @@ def _by_key(session: Session, key: str, scope: str) -> Submission | None:
 def find_submission(session: Session, id_or_key: str, *, scope: str = DEFAULT_SCOPE) -> Submission | None:
     """A submission by id (ids are unguessable and global), else by idempotency key in the client's ``scope``."""
     return session.get(Submission, id_or_key) or _by_key(session, id_or_key, scope)
+
+
+def requeued(now: datetime) -> dict[str, Any]:
+    """What a requeue sets (an operator's or a vendor event's): queued and due now, in a new retry window (the
+    attempt and age limits count again from here), with no lease and no remediation left."""
+    return {
+        "status": Status.QUEUED.value,
+        "next_attempt_at": now,
+        "published_at": None,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "window_started_at": now,
+        "window_attempt_base": Submission.attempt_count,
+        "finished_at": None,
+        "remediation": None,
+    }
 
 
 def find_by_reference(session: Session, id_or_key: str) -> Submission | None:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from worker.db.models import AuditEvent, Submission, VendorEvent
+from worker.db.submissions import requeued as requeue_values
 from worker.states import CANCELLABLE_STATUSES, Provider, Reason, Status
 
 __all__ = ["Audit", "end_integration", "mark_processed", "requeue_resolved", "store_event"]
@@ -66,18 +67,7 @@ def requeue_resolved(
     requeued = _update(
         session,
         [*mine, Submission.status == Status.PARKED.value],
-        {
-            "status": Status.QUEUED.value,
-            "next_attempt_at": now,
-            "published_at": None,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "window_started_at": now,
-            "window_attempt_base": Submission.attempt_count,
-            "finished_at": None,
-            "remediation": None,
-            "updated_at": now,
-        },
+        {**requeue_values(now), "updated_at": now},
     )
     _audit(session, requeued, audit, "requeue", (Status.PARKED, Status.QUEUED), now)
     due = _update(
