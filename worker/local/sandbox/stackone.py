@@ -214,7 +214,38 @@ def _body_problem(body: Any) -> str | None:
             return f'"candidate.{name}" is required'
     if "@" not in candidate["email"]:
         return '"candidate.email" is not an email address'
-    return _documents_problem(body.get("documents"))
+    return _documents_problem(body.get("documents")) or _extras_problem(body)
+
+
+#: ``AtsDocumentsUploadCategoryEnumApiModel.value`` and ``AnswerEnum.value`` (StackOne's spec), the ones a
+#: sandbox client has reason to send.
+_CATEGORIES = frozenset({"resume", "cover_letter", "other"})
+_ANSWER_TYPES = frozenset({"short_text", "long_text", "multi_select", "single_select", "boolean", "number", "date"})
+
+
+def _extras_problem(body: dict[str, Any]) -> str | None:
+    """The fields of a full application as StackOne's spec types them: objects, arrays of strings, enums."""
+    for path, value in (
+        ("source", body.get("source")),
+        ("passthrough", body.get("passthrough")),
+        ("candidate.passthrough", body["candidate"].get("passthrough")),
+        ("candidate.unified_custom_fields", body["candidate"].get("unified_custom_fields")),
+    ):
+        if value is not None and not isinstance(value, dict):
+            return f'"{path}" must be an object'
+    for n, document in enumerate(body.get("documents") or []):
+        category = (document.get("category") or {}).get("value")
+        if category is not None and category not in _CATEGORIES:
+            return f'"documents[{n}].category.value" is not a document category'
+    for q, questionnaire in enumerate(body.get("questionnaires") or []):
+        for a, answer in enumerate(questionnaire.get("answers") or [] if isinstance(questionnaire, dict) else [None]):
+            values = answer.get("values") if isinstance(answer, dict) else None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                return f'"questionnaires[{q}].answers[{a}].values" must be an array of strings'
+            kind = (answer.get("type") or {}).get("value")
+            if kind is not None and kind not in _ANSWER_TYPES:
+                return f'"questionnaires[{q}].answers[{a}].type.value" is not an answer type'
+    return None
 
 
 def _documents_problem(documents: Any) -> str | None:
