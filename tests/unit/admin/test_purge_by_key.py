@@ -33,6 +33,7 @@ def test_purge_finds_a_non_ascii_address_by_any_casing_or_its_punycode_form(
     with sessions() as session:
         report = purge_email(session, spelling, actor="dpo", now=LATER, dry_run=False)
     assert report.purged == [submission_id]
+    assert "jörg.ü@xn--bcher-kva.de" in report.as_json()["scope"]  # what it matched, whatever was typed
     after = row(sessions, submission_id)
     assert (after.payload["candidate"], after.email_key) == (None, None)  # the key is candidate data too
     assert row(sessions, other).payload["candidate"] is not None
