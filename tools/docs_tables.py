@@ -20,6 +20,7 @@ from worker.config import Settings
 from worker.routing.router import ROUTES
 from worker.routing.rules import ProviderRoutes, Rule
 from worker.states import Decision
+from worker.webhooks.outcomes import BY_REASON, BY_STATUS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: how the tables show "no default" (an en dash, as in the hand-written tables)
@@ -115,9 +116,18 @@ def routing_table() -> str:
     return "\n".join(parts).rstrip()
 
 
+def outcome_messages_table() -> str:
+    """The sentence for the candidate in every answer and webhook: by reason where one has its own, else by status."""
+    rows = ["| status | reason | `message` |", "| --- | --- | --- |"]
+    rows += [f"| any but `succeeded` | `{reason}` | {_cell(text)} |" for reason, text in BY_REASON.items()]
+    rows += [f"| `{status}` | any other | {_cell(text)} |" for status, text in BY_STATUS.items()]
+    return "\n".join(rows)
+
+
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "configuration": ("docs/configuration.md", configuration_table),
     "routing": ("docs/routing.md", routing_table),
+    "outcome-messages": ("docs/integrating.md", outcome_messages_table),
 }
 
 

@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from examples.jobboard.form import FIELDS, Refused, check
 from examples.jobboard.models import Application, ReceivedEvent
 from examples.jobboard.pages import JOBS, Job, application_page, apply_form, job_list
-from worker import SIGNATURE_HEADER, Applyq, InvalidSubmission, verify_signature
+from worker import SIGNATURE_HEADER, Applyq, verify_signature
 
 __all__ = ["JobBoard", "create_app"]
 
@@ -39,24 +40,26 @@ class JobBoard:
         self.integration_id = integration_id
 
     def store_application(self, job: Job, form: dict[str, str]) -> str:
-        """The application row and applyq's submission, in ONE transaction; applyq publishes after it commits."""
+        """The application row and applyq's submission, in ONE transaction; applyq publishes after it commits.
+
+        Raises ``Refused`` (the candidate's words for what to fix) before anything is stored.
+        """
+        application_id = str(uuid.uuid4())
+        submission = check({
+            "provider": "kombo",
+            "integration_id": self.integration_id,
+            "job_id": job.id,
+            "idempotency_key": f"jobboard-application-{application_id}",
+            "candidate": {field.name: form[field.name] for field in FIELDS},
+            "metadata": {"application_id": application_id},
+        })  # fmt: skip
         with self.sessions.begin() as session:
             application = Application(
-                id=str(uuid.uuid4()), job_id=job.id, name=f"{form['first_name']} {form['last_name']}",
+                id=application_id, job_id=job.id, name=f"{form['first_name']} {form['last_name']}",
                 email=form["email"], status="sending", message="",
             )  # fmt: skip
             session.add(application)
-            enqueued = self.applyq.enqueue(
-                {
-                    "provider": "kombo",
-                    "integration_id": self.integration_id,
-                    "job_id": job.id,
-                    "idempotency_key": f"jobboard-application-{application.id}",
-                    "candidate": {k: form[k] for k in ("first_name", "last_name", "email")},
-                    "metadata": {"application_id": application.id},
-                },
-                session=session,
-            )
+            enqueued = self.applyq.enqueue(submission, session=session)
             application.submission_id = enqueued.submission.id
             application.message = enqueued.submission.message
         return application.id
@@ -104,11 +107,11 @@ def create_app(board: JobBoard) -> Starlette:
     async def apply(request: Request) -> Response:
         job = _job(request)
         raw = parse_qs((await request.body()).decode(), keep_blank_values=True)
-        form = {k: raw.get(k, [""])[0].strip() for k in ("first_name", "last_name", "email")}
+        form = {field.name: raw.get(field.name, [""])[0].strip() for field in FIELDS}
         try:
             application_id = await run_in_threadpool(board.store_application, job, form)
-        except InvalidSubmission as exc:  # nothing was stored: not the application, not the submission
-            return HTMLResponse(apply_form(job, form, error=str(exc)), status_code=400)
+        except Refused as refused:  # nothing was stored: not the application, not the submission
+            return HTMLResponse(apply_form(job, form, refused), status_code=400)
         return RedirectResponse(f"/applications/{application_id}", status_code=303)
 
     async def application(request: Request) -> Response:

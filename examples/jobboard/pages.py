@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from examples.jobboard.form import FIELDS, Field, Refused
+
 __all__ = ["JOBS", "Job", "application_page", "apply_form", "job_list"]
 
 
@@ -26,7 +28,10 @@ JOBS = {
     )
 }
 
-_STYLE = "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}label{display:block}"
+_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}label{display:block}"
+    "#error{color:#a40000}"
+)
 
 
 def _page(title: str, body: str, *, refresh: bool = False) -> str:
@@ -46,16 +51,24 @@ def job_list() -> str:
     return _page("Jobs", f"<ul>{items}</ul>")
 
 
-def apply_form(job: Job, values: dict[str, str] | None = None, error: str = "") -> str:
-    """The application form, refilled with ``values`` and showing ``error`` after a refusal."""
-    values = values or {}
-    fields = "".join(
-        f'<label>{label} <input name="{name}" value="{escape(values.get(name, ""))}" required></label>'
-        for name, label in (("first_name", "First name"), ("last_name", "Last name"), ("email", "Email"))
-    )
-    problem = f'<p role="alert" id="error">{escape(error)}</p>' if error else ""
+def apply_form(job: Job, values: dict[str, str] | None = None, refused: Refused | None = None) -> str:
+    """The application form, refilled with ``values`` and saying what to fix after a refusal."""
+    values, wrong = values or {}, set(refused.fields if refused else ())
+    fields = "".join(_input(f, values.get(f.name, ""), invalid=f.name in wrong) for f in FIELDS)
+    problems = "".join(f"<p>{escape(message)}</p>" for message in refused.messages) if refused else ""
+    alert = f'<div role="alert" id="error">{problems}</div>' if problems else ""
     form = f'<form method="post" action="/jobs/{escape(job.id)}">{fields}<button>Apply</button></form>'
-    return _page(f"{job.title} at {job.employer}", problem + form)
+    return _page(f"{job.title} at {job.employer}", alert + form)
+
+
+def _input(field: Field, value: str, *, invalid: bool) -> str:
+    """A labelled input; the browser checks what it can (``required``, ``type=email``) before applyq does."""
+    flagged = ' aria-invalid="true" aria-describedby="error"' if invalid else ""
+    return (
+        f'<label>{escape(field.label)} <input name="{field.name}" type="{field.type}" '
+        f'autocomplete="{field.autocomplete}" maxlength="{field.max_length}" value="{escape(value)}" '
+        f"required{flagged}></label>"
+    )
 
 
 def application_page(job: Job, status: str, message: str, *, final: bool) -> str:

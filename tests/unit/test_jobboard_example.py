@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from examples.jobboard.app import JobBoard, create_app
+from examples.jobboard.form import SOMETHING_ELSE
 from examples.jobboard.models import Application, Base
 from tests.conftest import NOW, RecordingPublisher
 from worker.db.models import Submission
@@ -53,6 +55,13 @@ async def send_outcome(
     return await board.post("/webhooks/applyq", content=body, headers={SIGNATURE_HEADER: header})
 
 
+def alert(page: httpx.Response) -> list[str]:
+    """The sentences of the form's alert, in order."""
+    text = page.text
+    block = text[text.index('id="error"') : text.index("</div>", text.index('id="error"'))]
+    return [html.unescape(p.split("</p>")[0]) for p in block.split("<p>")[1:]]
+
+
 def outcome(page: httpx.Response) -> tuple[str, bool]:
     text = page.text
     start = text.index('id="outcome"')
@@ -76,16 +85,43 @@ async def test_applying_stores_the_application_and_the_submission_together(
 
 
 @pytest.mark.anyio
-async def test_an_invalid_application_stores_nothing(
+async def test_an_invalid_application_stores_nothing_and_says_what_to_fix_in_plain_words(
     board: httpx.AsyncClient, sessions: sessionmaker[Session], publisher: RecordingPublisher
 ) -> None:
-    answer = await apply(board, "ok--backend-engineer", email="not-an-email")
+    answer = await apply(board, "ok--backend-engineer", email="ada@example", last_name=" ")
     assert answer.status_code == 400
-    assert "candidate.email" in answer.text
+    assert alert(answer) == [
+        "Please enter your last name.",
+        "Please enter a valid email address, such as ada@example.com.",
+    ]
+    assert "candidate." not in answer.text and "@-sign" not in answer.text and "period" not in answer.text
+    assert 'name="email" type="email"' in answer.text and 'value="ada@example"' in answer.text  # refilled
+    assert answer.text.count('aria-invalid="true"') == 2
     with sessions() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Application)) == 0
         assert session.scalar(sa.select(sa.func.count()).select_from(Submission)) == 0
     assert publisher.published == []
+
+
+@pytest.mark.anyio
+async def test_the_form_asks_the_browser_to_check_what_it_can(board: httpx.AsyncClient) -> None:
+    form = (await board.get("/jobs/ok--backend-engineer")).text
+    assert '<input name="email" type="email" autocomplete="email"' in form
+    assert form.count(" required") == 3 and 'id="error"' not in form
+
+
+@pytest.mark.anyio
+async def test_a_refusal_the_form_cannot_point_at_is_one_general_sentence_and_a_log_line(
+    sessions: sessionmaker[Session], publisher: RecordingPublisher, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = sessions.kw["bind"]
+    Base.metadata.create_all(engine)
+    app = create_app(JobBoard(Applyq(sessions, publisher), engine, SecretStr(SECRET), integration_id=""))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://board.test") as board:
+        answer = await apply(board, "ok--backend-engineer")
+    assert (answer.status_code, alert(answer)) == (400, [SOMETHING_ELSE])
+    [record] = [r for r in caplog.records if r.name == "jobboard"]
+    assert record.getMessage() == "applyq refused an application for integration_id"  # the path, never the values
 
 
 @pytest.mark.anyio
