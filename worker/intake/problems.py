@@ -183,8 +183,9 @@ def _error_item(err: Mapping[str, Any]) -> dict[str, str]:
         return {"pointer": "#", "detail": f"{'.'.join(map(str, loc))}: {message}"}
     path = loc[1:]
     field_name, sep, rest = message.partition(": ")
-    if sep and field_name.isidentifier():
-        path, message = (*path, field_name), rest
+    parts = field_name.split(".")
+    if sep and parts[0].isidentifier() and all(p.isidentifier() or p.isdigit() for p in parts):
+        path, message = (*path, *parts), rest  # "candidate.location.city: ..." → #/candidate/location/city
     return {"pointer": pointer(path), "detail": message}
 
 
