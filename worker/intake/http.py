@@ -142,6 +142,14 @@ class _RequireToken:
 
 
 _KEY_HELP = "Required: unique per application, 1-255 characters (a UUID or the job board's application id)."
+
+
+def _idempotency_key(idempotency_key: Annotated[str | None, Header(description=_KEY_HELP)] = None) -> str:
+    """The header's key, as a dependency: FastAPI runs dependencies before it validates the body's fields, so a
+    request without a key is told so (400) whatever its body says, as the Idempotency-Key draft asks."""
+    return parse_idempotency_key(idempotency_key)
+
+
 _ERRORS = {
     400: "Idempotency-Key header missing or invalid",
     401: "Missing or unknown bearer token",
@@ -203,11 +211,10 @@ def create_app(
     def create_submission(
         body: SubmissionRequest,
         response: Response,
+        key: Annotated[str, Depends(_idempotency_key)],
         client_scope: str = token,  # a default, not Annotated: the annotation would name a local variable
-        idempotency_key: Annotated[str | None, Header(description=_KEY_HELP)] = None,
     ) -> SubmissionOut:
         """Validate, store and schedule one application (idempotent on the ``Idempotency-Key`` header)."""
-        key = parse_idempotency_key(idempotency_key)
         item = _submission(body, key)
         with in_flight.hold(f"{client_scope} {key}"):  # keys are per client: another's same key is no conflict
             enqueued = _store(applyq, item, client_scope)

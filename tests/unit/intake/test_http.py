@@ -139,6 +139,10 @@ async def test_a_duplicate_while_the_original_is_in_flight_is_409_then_replays(
 async def test_a_missing_idempotency_key_is_400(client: httpx.AsyncClient) -> None:
     assert_problem(await post(client, body(), key=None), 400, "/problems/idempotency-key-required")
     assert_problem(await post(client, body(), key='""'), 400, "/problems/idempotency-key-required")
+    # the key is checked before the body's fields: without one, an invalid body is still told about the key first
+    invalid = body(candidate={"first_name": "Ada", "last_name": "Lovelace", "email": "not-an-email"})
+    assert_problem(await post(client, invalid, key=None), 400, "/problems/idempotency-key-required")
+    assert_problem(await post(client, invalid), 422, "/problems/invalid-submission")
 
 
 def test_the_key_may_be_a_structured_field_string_or_bare() -> None:
