@@ -294,9 +294,7 @@ def health(
 ) -> None:
     """Exit 1 if due work is not being consumed or no dispatcher is running (for liveness probes)."""
     with sessions(load_settings())() as session:
-        report = check_health(
-            session, utcnow(), max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s
-        )
+        report = check_health(session, max_idle_s=max_idle_s, max_dispatcher_silence_s=max_dispatcher_silence_s)
     if as_json:
         print_json({"ok": report.ok, "problems": report.problems, **report.facts})
     else:

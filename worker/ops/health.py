@@ -1,7 +1,8 @@
 """Liveness: heartbeats of dispatchers and consuming workers, and the ``applyq health`` verdict.
 
 A Celery worker can stay connected to Redis yet consume nothing (celery#4453, #10302), so liveness is
-judged on what matters: is work that is due being claimed, and is some dispatcher still running.
+judged on what matters: is work that is due being claimed, and is some dispatcher still running. Beats and
+due times are the database's time, so the verdict is too: the host running ``applyq health`` may be off.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from worker.db.clock import read_db_now
 from worker.db.models import Heartbeat, Submission
 from worker.states import CLAIMABLE_STATUSES, values
 
@@ -31,9 +33,10 @@ class HealthReport:
 
 
 def check_health(
-    session: Session, now: datetime, *, max_idle_s: float, max_dispatcher_silence_s: float, grace_s: float = 30.0
+    session: Session, *, max_idle_s: float, max_dispatcher_silence_s: float, grace_s: float = 30.0
 ) -> HealthReport:
     """Unhealthy if due work waits while no worker consumed for ``max_idle_s``, or no dispatcher beats."""
+    now = read_db_now(session)
     last_dispatch = _last_beat(session, "dispatcher")
     last_consumed = _last_beat(session, "worker")
     overdue_since = now - timedelta(seconds=grace_s)

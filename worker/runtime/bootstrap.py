@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory
 from worker.db.heartbeats import Heartbeater
@@ -34,7 +33,7 @@ def build_runtime(
         settings=settings,
         sessions=sessions,
         adapters=build_adapters(settings, transport, max_connections=max(size, 10)),
-        heartbeat=Heartbeater(sessions, "worker", utcnow).beat,
+        heartbeat=Heartbeater(sessions, "worker").beat,
         traffic=build_traffic(settings, broker_url) if settings.traffic_control else Traffic(),
     )
 

@@ -6,7 +6,6 @@ import signal
 import threading
 from typing import Any
 
-from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, is_postgres
 from worker.db.heartbeats import Heartbeater
@@ -51,7 +50,7 @@ def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: 
         args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop),
         kwargs={
             "skip_locked": is_postgres(settings.database_url),
-            "heartbeat": Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
+            "heartbeat": Heartbeater(sessions, "dispatcher", every_s=5.0).beat,
         },
         name="applyq-dispatcher",
         daemon=True,
@@ -71,5 +70,5 @@ def run_dispatcher_process(settings: Settings) -> None:
     run_dispatcher(
         sessions, publisher, settings, stop,
         skip_locked=is_postgres(settings.database_url),
-        heartbeat=Heartbeater(sessions, "dispatcher", utcnow, every_s=5.0).beat,
+        heartbeat=Heartbeater(sessions, "dispatcher", every_s=5.0).beat,
     )  # fmt: skip

@@ -1,20 +1,36 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
+from tests.unit.runtime.test_pipeline import Clock
+from worker.db.engine import create_engine, create_session_factory
 from worker.db.heartbeats import Heartbeater
+from worker.db.models import Heartbeat
 from worker.intake.enqueue import enqueue, validate_all
 from worker.ops.health import check_health
 
 
-def verdict(sessions: sessionmaker[Session], at_offset_s: float = 0.0) -> tuple[bool, list[str]]:
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def sessions(sqlite_url: str, clock: Clock) -> Iterator[sessionmaker[Session]]:
+    """Beats and the verdict are dated by the database's clock: here, the test's."""
+    engine = create_engine(sqlite_url, clock=clock)
+    yield create_session_factory(engine)
+    engine.dispose()
+
+
+def verdict(sessions: sessionmaker[Session]) -> tuple[bool, list[str]]:
     with sessions() as session:
-        report = check_health(
-            session, NOW + timedelta(seconds=at_offset_s), max_idle_s=120, max_dispatcher_silence_s=30
-        )
+        report = check_health(session, max_idle_s=120, max_dispatcher_silence_s=30)
     return report.ok, report.problems
 
 
@@ -23,32 +39,34 @@ def test_no_dispatcher_ever_is_unhealthy(sessions: sessionmaker[Session]) -> Non
     assert not ok and "dispatcher" in problems[0]
 
 
-def test_a_beating_dispatcher_and_no_due_work_is_healthy(sessions: sessionmaker[Session]) -> None:
-    Heartbeater(sessions, "dispatcher", lambda: NOW).beat()
-    assert verdict(sessions, 10) == (True, [])
-    assert not verdict(sessions, 31)[0]
+def test_a_beating_dispatcher_and_no_due_work_is_healthy(sessions: sessionmaker[Session], clock: Clock) -> None:
+    Heartbeater(sessions, "dispatcher").beat()
+    clock.advance(10)
+    assert verdict(sessions) == (True, [])
+    clock.advance(21)
+    assert not verdict(sessions)[0]
 
 
 def test_overdue_work_without_consumption_is_unhealthy(
-    sessions: sessionmaker[Session], publisher: RecordingPublisher
+    sessions: sessionmaker[Session], publisher: RecordingPublisher, clock: Clock
 ) -> None:
     enqueue(sessions, publisher, validate_all([submission_dict()]), NOW)
-    Heartbeater(sessions, "dispatcher", lambda: NOW + timedelta(seconds=200)).beat()
-    ok, problems = verdict(sessions, 200)
+    clock.advance(200)
+    Heartbeater(sessions, "dispatcher").beat()
+    ok, problems = verdict(sessions)
     assert not ok and "overdue" in problems[0]
 
-    Heartbeater(sessions, "worker", lambda: NOW + timedelta(seconds=150)).beat()
-    assert verdict(sessions, 200) == (True, [])
+    Heartbeater(sessions, "worker").beat()  # a worker consumed just now
+    assert verdict(sessions) == (True, [])
 
 
-def test_heartbeats_are_throttled(sessions: sessionmaker[Session]) -> None:
-    times = iter([NOW, NOW, NOW + timedelta(seconds=1), NOW + timedelta(seconds=3)])
-    beater = Heartbeater(sessions, "worker", lambda: next(times), every_s=2.0)
-    beater.beat()
-    beater.beat()
+def test_heartbeats_are_throttled_by_the_monotonic_clock(sessions: sessionmaker[Session], clock: Clock) -> None:
+    ticks = iter([0.0, 0.0, 1.0, 3.0])
+    beater = Heartbeater(sessions, "worker", every_s=2.0, monotonic=lambda: next(ticks))
+    for _ in range(3):
+        beater.beat()
+        clock.advance(1.5)
     beater.beat()
     with sessions() as session:
-        from worker.db.models import Heartbeat
-
         [row] = session.query(Heartbeat).all()
-        assert row.beat_at == NOW + timedelta(seconds=3)
+        assert (row.started_at, row.beat_at) == (NOW, NOW + timedelta(seconds=4.5))
