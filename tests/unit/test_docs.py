@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tools import docs_tables
+from worker.local.demo import SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,6 +16,11 @@ def test_generated_tables_are_current() -> None:
 
 def test_every_setting_is_documented_in_code() -> None:
     assert "(undocumented" not in docs_tables.configuration_table()
+
+
+def test_make_help_counts_the_applications_the_demo_runs() -> None:
+    help_line = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("demo:"))
+    assert f"run {sum(script.count for script in SCRIPT)} scripted applications" in help_line
 
 
 def test_the_readme_links_every_doc_page_and_stays_small() -> None:
