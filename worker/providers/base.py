@@ -34,6 +34,7 @@ __all__ = [
     "accepted",
     "ats_name",
     "parse_retry_after",
+    "retry_after_of",
     "str_or_none",
 ]
 
@@ -141,13 +142,26 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return max(0.0, float(value))
     except ValueError:
         pass
+    when = _http_date(value)
+    return None if when is None else max(0.0, (when - (now or utcnow())).total_seconds())
+
+
+def retry_after_of(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds; an HTTP-date counts from the response's own ``Date``.
+
+    The sender's ``Date`` is its clock, on which it set the date to wait for (RFC 9110 §10.2.3), so this
+    host's clock, which may be off, only stands in when the response has no ``Date``.
+    """
+    date = response.headers.get("date")
+    return parse_retry_after(response.headers.get("retry-after"), _http_date(date) if date else None)
+
+
+def _http_date(value: str) -> datetime | None:
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or utcnow())).total_seconds())
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def body_snippet(response: httpx.Response) -> str:
@@ -165,7 +179,7 @@ def bad_response(response: httpx.Response, what: str) -> ProviderError:
         http_status=response.status_code,
         message=f"{what}: HTTP {response.status_code} ({ctype}): {snippet}",
         request_id=response.headers.get("x-request-id"),
-        retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        retry_after_s=retry_after_of(response),
         headers=kept_headers(response),
     )
 

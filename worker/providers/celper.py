@@ -24,7 +24,7 @@ from worker.providers.base import (
     bad_response,
     json_object,
     kept_headers,
-    parse_retry_after,
+    retry_after_of,
 )
 from worker.schemas import Attachment
 from worker.states import Provider
@@ -94,7 +94,7 @@ class CelperAdapter(Adapter):
             code=body["error"],
             message=str(body.get("message") or "(no message)"),
             request_id=_request_id(response, body),
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            retry_after_s=retry_after_of(response),
             details={"details": field_errors} if field_errors else None,
             headers=kept_headers(response),
         )

@@ -33,7 +33,7 @@ from worker.providers.base import (
     json_object,
     kept_headers,
     not_found,
-    parse_retry_after,
+    retry_after_of,
     str_or_none,
 )
 from worker.schemas import Attachment, AttachmentKind, Candidate
@@ -240,7 +240,7 @@ class KomboAdapter(Adapter):
             message=str(error.get("message") or "(no message)"),
             log_url=str_or_none(error.get("log_url")),
             request_id=response.headers.get("x-request-id"),
-            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            retry_after_s=retry_after_of(response),
             headers=kept_headers(response),
         )
 

@@ -41,7 +41,7 @@ from worker.providers.base import (
     json_object,
     kept_headers,
     not_found,
-    parse_retry_after,
+    retry_after_of,
 )
 from worker.schemas import Attachment, AttachmentKind, Candidate, ScreeningAnswer, StackOneFields
 from worker.states import Provider
@@ -247,7 +247,7 @@ class StackOneAdapter(Adapter):
             return _accepted(response, body)
         if body is None or not isinstance(body.get("statusCode"), int | float) or "message" not in body:
             return bad_response(response, "not a StackOne error body")
-        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        retry_after = retry_after_of(response)
         if retry_after is None and response.status_code in _DEFAULT_WAIT_STATUSES:
             retry_after = DEFAULT_RETRY_AFTER_S
         error_code = body.get("errorCode")
