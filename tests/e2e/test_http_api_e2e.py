@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from tests.e2e.conftest import Stack, free_port, kombo_submission, spawn, wait_http
 from worker.db.models import Submission
-from worker.intake.http import ADVISORY_LOCK_CLASS
+from worker.intake.guard import Tokens
+from worker.intake.http import ADVISORY_LOCK_CLASS, in_flight_name
 
 pytestmark = pytest.mark.e2e
 
@@ -63,8 +65,9 @@ def test_same_body_replays_different_body_is_422_and_the_worker_delivers_once(ap
 
 def test_a_key_held_by_a_transaction_elsewhere_is_409_until_it_ends(api: httpx.Client, stack: Stack) -> None:
     key, body = split(kombo_submission("ok--job"))
+    held = in_flight_name(str(Tokens([SecretStr(TOKEN)]).identify(f"Bearer {TOKEN}")), key)  # the token's key
     with stack.sessions() as other_api_process:  # takes the lock an API process holds while it stores the key
-        other_api_process.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, sa.func.hashtext(key))))
+        other_api_process.execute(sa.select(sa.func.pg_advisory_xact_lock(ADVISORY_LOCK_CLASS, sa.func.hashtext(held))))
         busy = post(api, key, body)
         assert (busy.status_code, busy.headers["retry-after"]) == (409, "1")
         assert busy.json()["type"] == "/problems/idempotency-key-in-use"

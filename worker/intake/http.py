@@ -40,7 +40,15 @@ from worker.logs import configure_logging
 from worker.runtime.broker import resolve_broker_url
 from worker.schemas import SubmissionIn, is_reference
 
-__all__ = ["ADVISORY_LOCK_CLASS", "InFlight", "SubmissionRequest", "create_app", "parse_idempotency_key", "serve"]
+__all__ = [
+    "ADVISORY_LOCK_CLASS",
+    "InFlight",
+    "SubmissionRequest",
+    "create_app",
+    "in_flight_name",
+    "parse_idempotency_key",
+    "serve",
+]
 
 #: The first key of PostgreSQL's two-key advisory locks, so applyq's locks don't meet other users'.
 ADVISORY_LOCK_CLASS = 0x61707100
@@ -89,6 +97,11 @@ def _in_use() -> Problem:
     return Problem("idempotency-key-in-use", "retry in a moment", headers={"Retry-After": "1"})
 
 
+def in_flight_name(scope: str, key: str) -> str:
+    """What "this key is being processed" is held under: a client's key, so another client's same key never waits."""
+    return f"{scope} {key}"
+
+
 def _lock_key(session: Session, key: str) -> bool:
     """On PostgreSQL, lock the key until this transaction ends; False if another transaction holds it."""
     if not is_postgres(session):
@@ -112,7 +125,7 @@ def _submission(body: SubmissionRequest, key: str) -> SubmissionIn:
 def _store(applyq: Applyq, item: SubmissionIn, scope: str) -> Enqueued:
     """Store in one transaction (published after its commit); 409 if another one holds the key."""
     with applyq.sessions() as session:
-        if not _lock_key(session, f"{scope} {item.idempotency_key}"):
+        if not _lock_key(session, in_flight_name(scope, item.idempotency_key)):
             raise _in_use()
         try:
             enqueued = applyq.enqueue(item, session=session, scope=scope)
@@ -216,7 +229,7 @@ def create_app(
     ) -> SubmissionOut:
         """Validate, store and schedule one application (idempotent on the ``Idempotency-Key`` header)."""
         item = _submission(body, key)
-        with in_flight.hold(f"{client_scope} {key}"):  # keys are per client: another's same key is no conflict
+        with in_flight.hold(in_flight_name(client_scope, key)):
             enqueued = _store(applyq, item, client_scope)
         response.headers["Location"] = f"/submissions/{enqueued.submission.id}"
         if not enqueued.created:
