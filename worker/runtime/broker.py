@@ -60,6 +60,8 @@ def release_embedded_redis(directory: Path) -> bool:
 
     True if it was shut down. Users that were killed (their pid files stale) do not count.
     """
+    if not directory.is_dir():
+        return False  # removed meanwhile, and its Redis with it (make clean)
     with registry.locked(directory):
         registry.unregister(directory)
         if any(entry.uses_embedded_redis for entry in registry.live(directory)):

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ def unregister(directory: Path) -> None:
 
 
 def _leave(directory: Path) -> None:
+    if not directory.is_dir():
+        return  # removed meanwhile (make clean, a test's temporary directory): nothing to leave
     with contextlib.suppress(OSError), locked(directory):
         unregister(directory)
 
@@ -143,12 +146,33 @@ def stop_all(directory: Path, timeout_s: float) -> tuple[list[Registered], list[
             process = psutil.Process(entry.pid)
             process.terminate()
             processes[entry.pid] = process
-    _, alive = psutil.wait_procs(list(processes.values()), timeout=timeout_s)
+    alive = _wait(list(processes.values()), timeout_s)
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.kill()
-    psutil.wait_procs(alive, timeout=5)
+    _wait(alive, 5.0)
     killed = {process.pid for process in alive}
     with locked(directory):
         live(directory)  # removes the pid files of the killed, who could not
     return [e for e in others if e.pid not in killed], [e for e in others if e.pid in killed]
+
+
+def _wait(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Those of ``processes`` still running after up to ``timeout_s``.
+
+    Not ``psutil.wait_procs``: a process that exited but whose parent has not reaped it yet (a zombie) has
+    stopped, though its pid still exists.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        processes = [process for process in processes if _running(process)]
+        if not processes or time.monotonic() >= deadline:
+            return processes
+        time.sleep(0.05)
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return bool(process.is_running()) and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
