@@ -98,7 +98,7 @@ ROUTES = ProviderRoutes(
         ErrorKind.UNMET_REQUIREMENT: park(
             Reason.INVALID_INPUT,
             "The integration requires an attachment the application lacks (see the message): add it, e.g. "
-            "applyq requeue ID --set attachments='[{\"kind\": \"cv\", ...}]', or ask the customer to relax "
+            'applyq requeue ID --set attachments=\'[{"kind": "cv", ...}]\', or ask the customer to relax '
             "the requirement in their ATS",
         ),
     },
