@@ -178,21 +178,21 @@ async def test_deep_nesting_is_an_invalid_submission_not_a_500(client: httpx.Asy
     assert answer.headers["content-type"] == "application/problem+json"
 
 
+#: A string field of each kind: top level, nested, validated by a pattern (phone) or a library (email), a dict.
 CONTROL_FIELDS = [
-    (("job_id",), "#/job_id"),
-    (("integration_id",), "#/integration_id"),
-    (("candidate", "first_name"), "#/candidate/first_name"),
-    (("candidate", "last_name"), "#/candidate/last_name"),
-    (("candidate", "email"), "#/candidate/email"),
-    (("candidate", "phone"), "#/candidate/phone"),
-    (("metadata", "note"), "#/metadata"),
+    "job_id",
+    "integration_id",
+    "candidate.first_name",
+    "candidate.email",
+    "candidate.phone",
+    "metadata.note",
 ]
 
 
-@pytest.mark.parametrize(("path", "pointer"), CONTROL_FIELDS)
-async def test_a_nul_in_any_field_is_422_naming_it(
-    client: httpx.AsyncClient, path: tuple[str, ...], pointer: str
-) -> None:
+@pytest.mark.parametrize("field", CONTROL_FIELDS)
+async def test_a_nul_in_any_field_is_422_naming_it(client: httpx.AsyncClient, field: str) -> None:
+    path = tuple(field.split("."))
+    pointer = "#/" + "/".join(path[:1] if path[0] == "metadata" else path)  # a dict's value: the dict is named
     payload = body(
         candidate={"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com", "phone": "+44 20"}
     )
