@@ -34,13 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from benchmarks.stack import PG_ADMIN_URL
+from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
 from worker.intake.enqueue import enqueue, validate_all
 from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.local.sandbox.config import SandboxConfig
-from worker.runtime.pipeline import utcnow
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
 REDIS_URL = os.environ.get("APPLYQ_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/14")

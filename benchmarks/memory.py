@@ -26,11 +26,11 @@ import sqlalchemy as sa
 
 from benchmarks.procstat import redis_used_mb, rss_mb
 from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
+from worker.clock import utcnow
 from worker.db.engine import migrate
 from worker.db.models import Submission
 from worker.db.submissions import provider_idempotency_key
 from worker.local.processes import create_database, drop_database, spawn
-from worker.runtime.pipeline import utcnow
 
 
 def schedule_in_database(pg_url: str, count: int) -> None:

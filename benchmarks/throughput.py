@@ -50,13 +50,13 @@ from benchmarks.stack import (
     scratch_database,
     wait_until,
 )
+from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Attempt, Submission
 from worker.db.submissions import add_submissions
 from worker.intake.enqueue import validate_all
 from worker.local.processes import spawn
-from worker.runtime.pipeline import utcnow
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
 CONTENDERS = ("applyq", "naive", "noqueue")

@@ -30,12 +30,12 @@ import redis
 import sqlalchemy as sa
 
 from benchmarks.stack import PG_ADMIN_URL, REDIS_URL
+from worker.clock import utcnow
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
 from worker.intake.enqueue import enqueue, validate_all
 from worker.local.processes import create_database, drop_database, free_port, spawn, wait_http
-from worker.runtime.pipeline import utcnow
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
 FLOODED, OTHER = "greenhouse:bench-flooded", "lever:bench-other"
