@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import submission_dict
+from tests.conftest import NOW, submission_dict
+from tests.unit.admin.helpers import make, row
 from worker.admin.edits import apply_edits, parse_edit
+from worker.admin.purge import older_than, purge
+from worker.admin.queries import audit_events
 from worker.admin.views import show_json
 from worker.errors import InvalidSubmission
 from worker.fit import MAX_ATTACHMENT_BYTES, decoded_size
@@ -164,3 +169,28 @@ def test_show_elides_every_files_data() -> None:
     shown = show_json(Row(), [])["payload"]  # type: ignore[arg-type]
     assert PDF not in str(shown)
     assert shown["attachments"][0]["data"].endswith("characters of base64>")
+
+
+def test_a_purge_removes_every_field_of_the_full_application(sessions: sessionmaker[Session]) -> None:
+    later = NOW + timedelta(days=100)
+    sid = make(
+        sessions, "succeeded", code=None, reason="created",
+        candidate={**PERSON, "cv": {"name": "cv.pdf", "data": PDF}},
+        attachments=[{"kind": "cover_letter", "name": "ada-letter.pdf", "data": PDF}],
+        screening_answers=[{"question_id": "q1", "answer": "I love engines"}],
+        consent={"given": True},
+        provider_fields={"kombo": {"remote_fields": {"greenhouse": {"candidate": {"nickname": "Countess"}}}}},
+        source={"name": "Example Job Board"},
+    )  # fmt: skip
+    with sessions() as session:
+        purge(session, older_than(timedelta(days=90), later), actor="dpo", note="retention", now=later)
+        [event] = audit_events(session, sid)
+
+    stored = str(row(sessions, sid).payload)
+    for personal in ("Lovelace", PDF, "ada-letter", "I love engines", "Countess"):
+        assert personal not in stored
+    assert "Example Job Board" in stored  # the job board's own name is not the candidate's
+    assert event.changes["removed"][:5] == [
+        "payload.candidate", "payload.attachments", "payload.screening_answers", "payload.consent",
+        "payload.provider_fields",
+    ]  # fmt: skip
