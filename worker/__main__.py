@@ -2,4 +2,4 @@
 
 from worker.cli.app import main
 
-main()
+raise SystemExit(main())

@@ -17,10 +17,22 @@ from pydantic import ValidationError
 from worker.errors import InvalidInput, InvalidSubmission
 from worker.schemas import SubmissionIn, format_validation_error
 
-__all__ = ["EDITABLE", "Edit", "apply_edits", "default_actor", "parse_duration", "parse_edit", "parse_since"]
+__all__ = [
+    "EDITABLE",
+    "MAX_DURATION",
+    "Edit",
+    "apply_edits",
+    "default_actor",
+    "parse_duration",
+    "parse_edit",
+    "parse_since",
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhdw])$")
+#: The longest duration accepted: a duration reaches back from now, and ``datetime`` ends at year 1 (an
+#: ``--older-than 99999999999d`` would overflow). A century is beyond any retention period.
+MAX_DURATION = timedelta(days=36_500)
 
 #: Top-level payload fields ``--set`` may change. ``provider`` and ``idempotency_key`` name the submission
 #: itself: changing them is a new submission, not an edit.
@@ -41,24 +53,26 @@ _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90d``, ``12h``, ``30m``, ``45s`` or ``2w``."""
+    """``90d``, ``12h``, ``30m``, ``45s`` or ``2w``; at most ``MAX_DURATION``."""
     match = _DURATION.match(text.strip().lower())
     if match is None:
         raise InvalidInput(f"{text!r} is not a duration such as 90d, 12h, 30m or 45s")
-    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+    seconds = float(match[1]) * _UNITS[match[2]]
+    if seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(f"{text!r} is longer than {MAX_DURATION.days}d, the longest duration accepted")
+    return timedelta(seconds=seconds)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
     """A duration ago (``2h``) or an ISO 8601 time; a time without a zone is UTC."""
-    try:
+    if _DURATION.match(text.strip().lower()):
         return now - parse_duration(text)
-    except InvalidInput:
-        pass
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError as exc:
+        # in UTC, as the database compares it: a time at the edge of year 1 or 9999 cannot be moved there
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise InvalidInput(f"{text!r} is neither a duration (2h, 7d) nor an ISO 8601 time") from exc
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def default_actor() -> str:

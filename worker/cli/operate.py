@@ -39,6 +39,7 @@ from worker.cli.output import (
 from worker.cli.render import render_limits, render_parked, render_results, render_show, render_stats
 from worker.clock import utcnow
 from worker.config import Settings
+from worker.errors import InvalidInput
 from worker.logs import configure_logging
 from worker.ops.health import check_health
 from worker.runtime.broker import resolve_broker_url
@@ -218,7 +219,7 @@ def resume(
     Without it, the next probe (every APPLYQ_HOLD_PROBE_S) releases the key once the provider accepts it.
     """
     settings = _logging(load_settings())
-    keys = RedisLimiter(redis_client(resolve_broker_url(settings))).release(provider.value)
+    keys = parsed(lambda: _limiter(settings)).release(provider.value)
     with sessions(settings)() as session:
         ids = actions.resume_held(session, provider.value, actor=actor or default_actor(), now=utcnow())
     if as_json:
@@ -288,8 +289,10 @@ def _purge_line(report: purging.PurgeReport, dry_run: bool) -> str:
 
 
 def health(
-    max_idle_s: Annotated[float, typer.Option(help="Due work may wait this long without any consumption.")] = 120.0,
-    max_dispatcher_silence_s: Annotated[float, typer.Option(help="Longest gap between dispatcher beats.")] = 30.0,
+    max_idle_s: Annotated[float, typer.Option(min=0, help="Due work may wait this long unconsumed.")] = 120.0,
+    max_dispatcher_silence_s: Annotated[
+        float, typer.Option(min=0, help="Longest gap between dispatcher beats.")
+    ] = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Exit 1 if due work is not being consumed or no dispatcher is running (for liveness probes)."""
@@ -304,7 +307,8 @@ def health(
 
 def limits(as_json: JsonOpt = False) -> None:
     """Traffic control per integration: rates, cooldowns after 429s, circuit breakers, requests in flight."""
-    rows = _limits(load_settings())
+    settings = load_settings()
+    rows = parsed(lambda: _limits(settings))
     if as_json:
         print_json(rows)
     else:
@@ -313,8 +317,16 @@ def limits(as_json: JsonOpt = False) -> None:
 
 def _limits(settings: Settings) -> list[dict[str, Any]]:
     """Traffic-control state per limit key: configured limits, adaptive rate, cooldown, breaker, in flight."""
-    limiter = RedisLimiter(redis_client(resolve_broker_url(settings)))
+    limiter = _limiter(settings)
     return describe_limits(limiter.snapshot(), settings.limit_specs, limiter.holds())
+
+
+def _limiter(settings: Settings) -> RedisLimiter:
+    """Traffic control's state, kept in the broker's Redis; a broker that is not Redis is an input error."""
+    try:
+        return RedisLimiter(redis_client(resolve_broker_url(settings)))
+    except ValueError as exc:  # e.g. memory://: redis-py names the URL schemes it takes
+        raise InvalidInput(f"APPLYQ_BROKER_URL: traffic control keeps its state in Redis; {exc}") from exc
 
 
 def _limits_or_none(settings: Settings) -> list[dict[str, Any]] | None:
@@ -323,5 +335,5 @@ def _limits_or_none(settings: Settings) -> list[dict[str, Any]] | None:
         return None
     try:
         return _limits(settings)
-    except (redis.RedisError, OSError, RuntimeError, ValueError):  # e.g. a memory:// broker in tests
+    except (redis.RedisError, OSError, RuntimeError, ValueError, InvalidInput):  # e.g. a memory:// broker in tests
         return None

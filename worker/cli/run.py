@@ -21,13 +21,16 @@ from worker.traffic.limiter import RedisLimiter, redis_client
 
 __all__ = ["api", "demo", "dispatcher", "flower", "metrics", "migrate", "sandbox", "worker"]
 
+#: A TCP port to listen on; outside 1-65535 is a usage error (exit 2), not a traceback from the server.
+Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
+
 #: The sandbox's default webhook secrets (``SandboxConfig``'s), repeated here so ``--help`` needs no Starlette.
 SANDBOX_KOMBO_WEBHOOK_SECRET = "sandbox-kombo-webhook-secret"
 SANDBOX_STACKONE_WEBHOOK_SECRET = "sandbox-stackone-webhook-secret"
 
 
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Threads (default APPLYQ_WORKER_CONCURRENCY).")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Threads (default APPLYQ_WORKER_CONCURRENCY).")] = None,
     dispatcher: Annotated[bool, typer.Option(help="Also run the dispatcher in this process.")] = True,
     hostname: Annotated[str, typer.Option(help="Celery node name.")] = "applyq@%h",
 ) -> None:
@@ -55,15 +58,15 @@ def migrate() -> None:
 
 
 def sandbox(
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8700,
+    port: Port = 8700,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    latency_ms: Annotated[float, typer.Option(help="Delay before every answer.")] = 0.0,
-    hang_s: Annotated[float, typer.Option(help="How long 'hang' scenarios hang.")] = 10.0,
-    retry_after_s: Annotated[int, typer.Option(help="Retry-After sent on rate limits.")] = 1,
+    latency_ms: Annotated[float, typer.Option(min=0, help="Delay before every answer.")] = 0.0,
+    hang_s: Annotated[float, typer.Option(min=0, help="How long 'hang' scenarios hang.")] = 10.0,
+    retry_after_s: Annotated[int, typer.Option(min=0, help="Retry-After sent on rate limits.")] = 1,
     rate_limit: Annotated[
         float | None, typer.Option(help="Enforced requests/s per vendor scope (Kombo integration, StackOne key).")
     ] = None,
-    celper_rate_limit: Annotated[int, typer.Option(help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
+    celper_rate_limit: Annotated[int, typer.Option(min=1, help="Celper writes per 60 s in X-RateLimit-*.")] = 20,
     kombo_events_url: Annotated[
         str | None, typer.Option(help="Where Kombo webhooks go when told to (applyq api's /vendor-events/kombo).")
     ] = None,
@@ -97,7 +100,7 @@ def sandbox(
 
 
 def api(
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8800,
+    port: Port = 8800,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
 ) -> None:
     """Serve the HTTP API (POST /submissions, GET /submissions/ID, /openapi.json); needs APPLYQ_API_TOKENS."""
@@ -111,7 +114,7 @@ def api(
 
 
 def demo(
-    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long.")] = 180.0,
+    timeout_s: Annotated[float, typer.Option(min=0, help="Give up waiting after this long.")] = 180.0,
 ) -> None:
     """Run ~90 scripted applications through a real worker and the sandbox; exit 0 if all went as scripted."""
     from worker.local.demo import run_demo  # local: the demo starts Celery and the sandbox
@@ -120,7 +123,7 @@ def demo(
 
 
 def flower(
-    port: Annotated[int, typer.Option(help="TCP port.")] = 5555,
+    port: Port = 5555,
     address: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container).")] = "127.0.0.1",
     unsafe_no_auth: Annotated[
         bool, typer.Option("--unsafe-no-auth", help="Run without APPLYQ_FLOWER_BASIC_AUTH (API disabled).")
@@ -143,7 +146,7 @@ def flower(
 
 
 def metrics(
-    port: Annotated[int, typer.Option(help="TCP port.")] = 9808,
+    port: Port = 9808,
     address: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container).")] = "127.0.0.1",
 ) -> None:
     """Serve Prometheus metrics: outcomes, parked and due backlogs (database) and traffic control (Redis)."""

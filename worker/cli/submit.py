@@ -72,10 +72,13 @@ def _raw_submissions(
         if any(v is not None for v in (provider, job_id, idempotency_key, candidate_json)):
             fail("--file cannot be combined with the per-field options", EXIT_INVALID)
         try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-            return parse_json_lines(text)
+            data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+            return parse_json_lines(data.decode("utf-8-sig"))  # UTF-8 whatever the locale; a BOM is skipped
         except OSError as exc:
             fail(f"cannot read {file}: {exc.strerror}", EXIT_INVALID)
+        except UnicodeDecodeError as exc:
+            where = "standard input" if file == "-" else file
+            fail(f"{where} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})", EXIT_INVALID)
         except InvalidSubmission as exc:
             fail(f"invalid submission file, nothing was stored:\n{exc}", EXIT_INVALID)
     raw: dict[str, Any] = {
