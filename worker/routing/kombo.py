@@ -26,7 +26,9 @@ _SETUP = "The customer or their admin must finish or enable the integration setu
 
 KOMBO_CODES: Mapping[str, Rule] = {
     # PLATFORM: Kombo itself
-    "PLATFORM.RATE_LIMIT_EXCEEDED": retry(Reason.RATE_LIMITED),
+    # Kombo's rate limit "applies to all API requests" of the key, unlike its concurrency limit, which is per
+    # integration (Kombo's concurrency-limiting guide, comparison table): a 429 cools the whole key
+    "PLATFORM.RATE_LIMIT_EXCEEDED": retry(Reason.RATE_LIMITED, key_wide=True),
     "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED": retry(Reason.CONCURRENCY_LIMITED, floor_s=1.0),
     "PLATFORM.INTEGRATION_NOT_FOUND": park(
         Reason.INTEGRATION_NOT_FOUND, "The integration id is unknown to Kombo: check it with the customer."

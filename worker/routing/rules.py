@@ -50,6 +50,8 @@ class Rule:
     #: a configuration error of the whole API key (revoked key, IP not allow-listed): hold every submission of
     #: the key and probe now and then, instead of parking each one for the same single fix
     holds_key: bool = False
+    #: a "too fast" answer about the whole API key, not the one integration: cool every integration of the key
+    key_wide: bool = False
 
 
 def retry(reason: Reason, **kw: object) -> Rule:

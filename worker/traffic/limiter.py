@@ -78,6 +78,9 @@ class Signal(StrEnum):
 
     SUCCESS = "success"
     RATE_LIMITED = "rate_limited"
+    #: rate limited for the whole API key, not only this limit key (Kombo's platform rate limit): every
+    #: integration of the key cools down
+    KEY_RATE_LIMITED = "key_rate_limited"
     UNAVAILABLE = "unavailable"
     #: any other answer: the provider is up
     OTHER = "other"
@@ -171,7 +174,7 @@ class RedisLimiter:
         """
         p = self._params
         verdict, wait, token = self._gate(
-            keys=[_prefix(key), _hold(hold_key or key)],
+            keys=[_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)],
             args=[self._now(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s,
                   uuid.uuid4().hex, p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
@@ -181,7 +184,7 @@ class RedisLimiter:
         """Release the slot; learn cooldowns, the adaptive rate, the breaker state and a held key."""
         p = self._params
         self._observe(
-            keys=[_prefix(key), _hold(hold_key or key)],
+            keys=[_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)],
             args=[self._now(), signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
                   "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
@@ -205,7 +208,18 @@ class RedisLimiter:
         """Per-key state for operators: rate, cooldown, breaker, in flight."""
         now = self._redis_now()
         keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat")})
-        return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys]
+        return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys] + self._key_cooldowns(now)
+
+    def _key_cooldowns(self, now: float) -> list[dict[str, Any]]:
+        """A row per API key cooling down as a whole (``Signal.KEY_RATE_LIMITED``)."""
+        rows = []
+        for name in sorted(self._client.scan_iter("applyq:keycool:*")):
+            until = float(self._client.get(name) or 0)
+            if until > now:
+                rows.append({"key": name.decode().removeprefix("applyq:keycool:"), "adaptive_rate_per_s": None,
+                             "cooldown_s": round(until - now, 2), "breaker": "closed", "in_flight": 0,
+                             "backlog_s": 0.0})  # fmt: skip
+        return rows
 
     def holds(self) -> list[dict[str, Any]]:
         """Every held provider key: how long until its next probe."""
@@ -252,6 +266,11 @@ def _script(name: str) -> str:
 def _hold(provider_key: str) -> str:
     """Where a provider key's hold lives (one per API key, across its integrations)."""
     return f"applyq:hold:{provider_key}"
+
+
+def _key_cooldown(provider_key: str) -> str:
+    """Where a cooldown of the whole API key lives (``Signal.KEY_RATE_LIMITED``), across its limit keys."""
+    return f"applyq:keycool:{provider_key}"
 
 
 def _prefix(key: str) -> str:

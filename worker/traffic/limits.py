@@ -35,8 +35,9 @@ def limit_key(provider: Provider, integration_id: str | None, key_name: str) -> 
       minute", docs.stackone.com/guides/rate-limiting); a 429 cools the whole key.
     * Celper: the company, i.e. its API key ("per-company rate limits", docs.celper.ai/concepts/rate-limiting).
     * Kombo: the integration, whose concurrency Kombo caps ("per integration", Kombo's concurrency-limiting
-      guide). Kombo's rate limit covers "all API requests" without a published scope; applyq learns it per
-      integration (an open issue: a key-wide cooldown on ``PLATFORM.RATE_LIMIT_EXCEEDED``).
+      guide). Kombo's rate limit covers "all API requests" of the key (same guide) and publishes no number:
+      its pace is learnt per integration, and a ``PLATFORM.RATE_LIMIT_EXCEEDED`` cools the whole key
+      (``Rule.key_wide``, ``Signal.KEY_RATE_LIMITED``).
 
     ``key_name`` is the API key as ``provider_key`` names it: by a short hash, never the key itself.
     """

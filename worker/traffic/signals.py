@@ -46,7 +46,7 @@ def signal_for(provider: Provider, ats: str | None, answer: Answer) -> Signal:
         return Signal.MISCONFIGURED
     reason = rule.reason
     if reason in TOO_FAST_REASONS:
-        return Signal.RATE_LIMITED
+        return Signal.KEY_RATE_LIMITED if rule.key_wide else Signal.RATE_LIMITED
     if reason in UNAVAILABLE_REASONS:
         return Signal.UNAVAILABLE
     return Signal.OTHER

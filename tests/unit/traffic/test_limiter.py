@@ -122,6 +122,20 @@ def test_limits_are_per_key(client: redis.Redis, key: str) -> None:
     assert limiter.gate(key + "-other", spec, "b").go
 
 
+def test_a_key_wide_429_cools_every_integration_of_the_key_and_no_other_key(client: redis.Redis, key: str) -> None:
+    """Kombo's platform rate limit is the API key's (all its integrations); its concurrency stays per integration."""
+    limiter = RedisLimiter(client)
+    spec = LimitSpec(rate_per_s=1000)
+    api_key, other_key = f"kombo:key-{uuid.uuid4().hex[:8]}", f"kombo:key-{uuid.uuid4().hex[:8]}"
+    gate = limiter.gate(key, spec, "a", api_key)
+    limiter.observe(key, spec, gate, Signal.KEY_RATE_LIMITED, Hints(retry_after_s=5), api_key)
+    sibling = limiter.gate(key + "-sibling", spec, "b", api_key)
+    assert sibling.verdict is Wait.COOLDOWN and 4.5 < sibling.wait_s <= 5.0
+    assert limiter.gate(key + "-elsewhere", spec, "c", other_key).go
+    [row] = [r for r in limiter.snapshot() if r["key"] == api_key]
+    assert 4.5 < row["cooldown_s"] <= 5.0
+
+
 def test_snapshot_shows_cooldowns_for_operators(client: redis.Redis, key: str) -> None:
     limiter = RedisLimiter(client)
     spec = LimitSpec(rate_per_s=1000)

@@ -79,4 +79,5 @@ def test_a_refused_key_is_a_misconfiguration_signal_and_a_rate_limit_is_not() ->
     assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.AUTHENTICATION_INVALID", 401)) is Signal.MISCONFIGURED
     assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.IP_NOT_WHITELISTED", 403)) is Signal.MISCONFIGURED
     assert signal_for(Provider.KOMBO, None, kombo("INTEGRATION.PERMISSION_MISSING", 403)) is Signal.OTHER
-    assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.RATE_LIMIT_EXCEEDED", 429)) is Signal.RATE_LIMITED
+    assert signal_for(Provider.KOMBO, None, kombo("PLATFORM.RATE_LIMIT_EXCEEDED", 429)) is Signal.KEY_RATE_LIMITED
+    assert signal_for(Provider.KOMBO, None, kombo("REMOTE.RATE_LIMIT_EXCEEDED", 429)) is Signal.RATE_LIMITED

@@ -22,7 +22,8 @@ if held_until > 0 then
   hold_probe = true
 end
 local res_key = p .. 'res:' .. sub
-local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+-- a cooldown of the whole API key (KEYS[3], after a key-wide 429) holds every limit key of it
+local cool = math.max(tonumber(redis.call('GET', p .. 'cool') or '0'), tonumber(redis.call('GET', KEYS[3]) or '0'))
 if cool > now then
   if hold_probe then redis.call('DEL', hold .. ':probe') end
   -- the waiters get their turns after the cooldown now, so that they come back spread at the rate

@@ -13,6 +13,15 @@ local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), t
 if sent < 0 or sent > now then sent = now end
 local p = KEYS[1]
 local hold, hold_s = KEYS[2], tonumber(ARGV[19])
+if signal == 'key_rate_limited' then
+  -- the whole API key is over its rate: cool every limit key of it (the gate reads KEYS[3]), then learn
+  -- from the answer here as from any 429
+  local untill = now + (retry_after > 0 and retry_after or 1)
+  if untill > tonumber(redis.call('GET', KEYS[3]) or '0') then
+    redis.call('SET', KEYS[3], tostring(untill), 'EX', math.ceil(untill - now) + 60)
+  end
+  signal = 'rate_limited'
+end
 if signal == 'misconfigured' then
   -- the key itself was refused: every request of it would be, so hold them all and let one probe go later
   redis.call('HSET', hold, 'until', tostring(now + hold_s))
