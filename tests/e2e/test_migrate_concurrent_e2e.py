@@ -40,7 +40,8 @@ def schema_version(url: str) -> str | None:
     engine = create_engine(url, pool_size=1)
     try:
         with engine.connect() as conn:
-            return conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            version = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+            return None if version is None else str(version)
     finally:
         engine.dispose()
 

@@ -73,7 +73,15 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("venv")
     run([sys.executable, "-m", "venv", "--without-pip", home / "venv"], cwd=home)
     python = home / "venv" / "bin" / "python"
-    uv = [Path(sys.executable).with_name("uv"), "pip", "install", "--quiet", "--python", python, "--no-deps"]
+    uv: list[str | Path] = [
+        Path(sys.executable).with_name("uv"),
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        "--no-deps",
+    ]
     run([*uv, "--require-hashes", "-r", REPO / "requirements.lock"], cwd=home)
     run([*uv, wheel], cwd=home)
     return python.parent
