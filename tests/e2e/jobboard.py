@@ -10,18 +10,27 @@ import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import REPO
 from tests.e2e.conftest import Stack, fresh_database, start_stack
 from worker.local.processes import Proc, free_port, wait_http
 
-__all__ = ["running_board"]
+__all__ = ["Board", "running_board"]
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """The running board's base URL, and the stack behind it (for the operator's side: ``stack.cli``)."""
+
+    url: str
+    stack: Stack
 
 
 @contextlib.contextmanager
-def running_board(redis_url: str, tmp: Path) -> Iterator[str]:
-    """Start the board, a worker and the sandbox on a fresh database; yield the board's base URL."""
+def running_board(redis_url: str, tmp: Path) -> Iterator[Board]:
+    """Start the board, a worker and the sandbox on a fresh database."""
     port = free_port()
     with fresh_database() as pg_url, start_stack(pg_url, redis_url, tmp, with_worker=False) as stack:
         stack.env.update(
@@ -31,7 +40,7 @@ def running_board(redis_url: str, tmp: Path) -> Iterator[str]:
         )
         _start_board(stack, port)
         stack.start_worker("jobboard-worker")
-        yield f"http://127.0.0.1:{port}"
+        yield Board(f"http://127.0.0.1:{port}", stack)
 
 
 def _start_board(stack: Stack, port: int) -> None:

@@ -49,8 +49,8 @@ OUTCOME_WAIT_S = 30
 
 @pytest.fixture(scope="module")
 def site(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_board(redis_url, tmp_path_factory.mktemp("jobboard-browser")) as url:
-        yield url
+    with running_board(redis_url, tmp_path_factory.mktemp("jobboard-browser")) as board:
+        yield board.url
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,7 @@ def apply(browser: Chrome, site: str, job_title: str, email: str) -> None:
     """From the job list: open the job, fill in the form, press Apply."""
     browser.get(site)
     browser.find_element(By.LINK_TEXT, job_title).click()
+    WebDriverWait(browser, 10).until(lambda driver: driver.find_elements(By.NAME, "email"))  # the form has loaded
     fill(browser, first_name="Ada", last_name="Lovelace", email=email)
     browser.find_element(By.TAG_NAME, "button").click()
 
@@ -142,7 +143,7 @@ def test_an_invalid_email_is_stopped_by_the_browser_then_explained_by_the_board(
     fill(browser, email="ada@example")
     browser.find_element(By.TAG_NAME, "button").click()
     # Then the board says what to fix in plain words, with the form refilled
-    alert = browser.find_element(By.ID, "error")
+    [alert] = WebDriverWait(browser, 10).until(lambda driver: driver.find_elements(By.ID, "error"))
     assert alert.text == "Please enter a valid email address, such as ada@example.com."
     assert browser.find_element(By.NAME, "email").get_attribute("aria-invalid") == "true"
     assert browser.find_element(By.NAME, "first_name").get_attribute("value") == "Ada"

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.jobboard import running_board
+from tests.e2e.jobboard import Board, running_board
+from worker.states import Reason, Status
+from worker.webhooks.outcomes import BY_REASON, BY_STATUS
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +24,14 @@ OUTCOME = re.compile(r'<p id="outcome" data-status="([a-z_]+)">([^<]*)</p>')
 
 
 @pytest.fixture(scope="module")
-def board(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with (
-        running_board(redis_url, tmp_path_factory.mktemp("jobboard")) as url,
-        httpx.Client(base_url=url, follow_redirects=True, timeout=10) as client,
-    ):
+def running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
+    with running_board(redis_url, tmp_path_factory.mktemp("jobboard")) as board:
+        yield board
+
+
+@pytest.fixture(scope="module")
+def board(running: Board) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=running.url, follow_redirects=True, timeout=10) as client:
         yield client
 
 
@@ -38,16 +43,18 @@ def apply(board: httpx.Client, job_id: str, email: str) -> str:
     return str(page.url)
 
 
-def wait_outcome(board: httpx.Client, page_url: str, timeout_s: float = 30.0) -> tuple[str, str]:
-    """Reload the application page (as its refresh tag does) until it shows a final status."""
+def wait_outcome(
+    board: httpx.Client, page_url: str, timeout_s: float = 30.0, *, after: str = "sending"
+) -> tuple[str, str]:
+    """Reload the application page (as its refresh tag does) until it shows a status other than ``after``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         found = OUTCOME.search(board.get(page_url).text)
         assert found, "no outcome paragraph on the page"
-        if found.group(1) != "sending":
+        if found.group(1) != after:
             return found.group(1), html.unescape(found.group(2))
         time.sleep(0.2)
-    raise AssertionError(f"{page_url} still sending after {timeout_s}s")
+    raise AssertionError(f"{page_url} still {after} after {timeout_s}s")
 
 
 def test_a_candidate_sees_the_application_was_sent(board: httpx.Client) -> None:
@@ -80,3 +87,17 @@ def test_an_invalid_email_is_shown_on_the_form_in_plain_words(board: httpx.Clien
         answer.text
     )
     assert "candidate.email" not in answer.text
+
+
+def test_an_operator_cancelling_parked_work_tells_the_candidate_through_a_signed_webhook(
+    board: httpx.Client, running: Board
+) -> None:
+    # Given an application the ATS refused for its details (the sandbox refuses invalid.example): parked
+    page = apply(board, "ok--backend-engineer", "ada@invalid.example")
+    assert wait_outcome(board, page) == (Status.PARKED, BY_REASON[Reason.INVALID_INPUT])
+    # When the operator withdraws it
+    key = "jobboard-application-" + page.rsplit("/", 1)[1]
+    cancelled = running.stack.cli("cancel", key, "--reason", "candidate withdrew", "--json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    # Then the board, which accepts only signed events, shows it withdrawn
+    assert wait_outcome(board, page, after=Status.PARKED) == (Status.CANCELLED, BY_STATUS[Status.CANCELLED])
