@@ -59,7 +59,7 @@ def local_env(tmp: Path) -> dict[str, str]:
 
 def applyq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "worker", *args], env=env, capture_output=True, text=True, timeout=400, check=False
     )
 
 
@@ -133,3 +133,61 @@ def test_a_killed_user_does_not_keep_redis_alive_and_stop_ends_everything(tmp: P
         for proc in procs:
             proc.stop()
     assert no_redis_left(state)
+
+
+def test_each_long_running_command_says_where_it_listens_in_one_line_on_stdout(tmp: Path) -> None:
+    env = {**local_env(tmp), "APPLYQ_API_TOKENS": "e2e-token-of-sixteen-chars-or-more"}
+    state = tmp / ".applyq"
+    assert applyq(env, "migrate").returncode == 0
+    ports = {name: free_port() for name in ("api", "metrics", "flower")}
+    commands = {
+        "api": (["api", "--port", str(ports["api"])], "/openapi.json"),
+        "metrics": (["metrics", "--port", str(ports["metrics"])], "/metrics"),
+        "flower": (["flower", "--port", str(ports["flower"]), "--unsafe-no-auth"], "/healthcheck"),
+        "dispatcher": (["dispatcher"], None),
+    }
+    procs = {}
+    for name, (args, _) in commands.items():
+        with (tmp / f"{name}.stdout").open("wb") as out, (tmp / f"{name}.stderr").open("wb") as errors:
+            procs[name] = subprocess.Popen([sys.executable, "-m", "worker", *args], env=env, stdout=out, stderr=errors)
+    try:
+        for name, (_, path) in commands.items():
+            if path is not None:
+                wait_http(f"http://127.0.0.1:{ports[name]}{path}", timeout_s=60)
+        expected = {
+            "api": f"applyq api: listening on http://127.0.0.1:{ports['api']} (POST /submissions, GET /openapi.json)",
+            "metrics": f"applyq metrics: listening on http://127.0.0.1:{ports['metrics']}/metrics",
+            "flower": f"applyq flower: listening on http://127.0.0.1:{ports['flower']}/",
+            "dispatcher": f"applyq dispatcher: calling broker embedded Redis ({state / 'redis.sock'}) with what is due "
+            f"in database sqlite:///{tmp / 'applyq.db'}",
+        }
+        deadline = time.monotonic() + 60
+        while any("\n" not in (tmp / f"{name}.stdout").read_text() for name in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for name, line in expected.items():
+            assert (tmp / f"{name}.stdout").read_text().splitlines() == [line], (tmp / f"{name}.stderr").read_text()
+        stop = applyq(env, "stop")
+        assert stop.returncode == 0, stop.stderr
+        assert {line.split(" (pid")[0] for line in stop.stdout.splitlines()} == {
+            *(f"stopped applyq {name}" for name in procs),
+            f"stopped the embedded Redis ({state / 'redis.sock'})",
+        }
+        for name, proc in procs.items():
+            assert proc.wait(timeout=30) in (0, 128 + signal.SIGTERM), (tmp / f"{name}.stderr").read_text()
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert no_redis_left(state)
+    assert registered(state) == []
+
+
+@pytest.mark.timeout(600)
+def test_the_demo_leaves_nothing_running(tmp: Path) -> None:
+    env, state = local_env(tmp), tmp / ".applyq"
+    demo = applyq(env, "demo", "--timeout-s", "240")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "stopped the sandbox and the worker and the embedded Redis." in demo.stdout
+    assert no_redis_left(state)
+    assert registered(state) == []

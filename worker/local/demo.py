@@ -204,8 +204,11 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
     finally:
         for proc in reversed(procs):
             proc.stop()
+        stopped = "stopped the sandbox and the worker"
         if settings.broker_url == EMBEDDED_BROKER:  # stops it unless another applyq process still uses it
-            release_embedded_redis(settings.embedded_redis_dir)
+            released = release_embedded_redis(settings.embedded_redis_dir)
+            stopped += " and the embedded Redis" if released else "; the embedded Redis serves other applyq processes"
+        console.print(stopped + ".", highlight=False)
     return 0 if ok else 1
 
 
