@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -75,7 +76,7 @@ def started(proc: Proc, line: str, timeout_s: float = 60.0) -> str:
 
 
 @pytest.fixture
-def tmp(tmp_path: Path) -> Path:
+def tmp(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
     for process in redis_servers(tmp_path):  # only if a test failed: leave the machine clean
         process.kill()

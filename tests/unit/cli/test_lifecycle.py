@@ -26,7 +26,7 @@ def test_the_worker_line_names_each_providers_base_url_and_never_a_key() -> None
         database_url="postgresql+psycopg://applyq:s3cret@db/applyq",
         broker_url="redis://:hunter2@redis:6379/0",
         kombo_base_url="http://127.0.0.1:8700",
-        kombo_api_key="kombo-key-1234",  # type: ignore[arg-type]
+        kombo_api_key="kombo-key-1234",
         celper_base_url="http://127.0.0.1:8700/v1",
     )
     line = calling_line(settings)

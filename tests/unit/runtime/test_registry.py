@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from worker.runtime import broker, registry
 def no_exit_hooks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Callable[..., Any], tuple[Any, ...]]]:
     """Registering adds exit hooks; here they are only recorded, not run when pytest exits."""
     hooks: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-    monkeypatch.setattr(registry.atexit, "register", lambda fn, *args: hooks.append((fn, args)))
+    monkeypatch.setattr(atexit, "register", lambda fn, *args: hooks.append((fn, args)))
     monkeypatch.setattr(registry, "_left_at_exit", set())
     monkeypatch.setattr(broker, "_releasing", set())
     return hooks
@@ -61,8 +62,13 @@ def test_the_last_user_stops_the_embedded_redis_and_a_killed_one_does_not_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stopped: list[Path] = []
+
+    def stop(directory: Path) -> bool:
+        stopped.append(directory)
+        return True
+
     monkeypatch.setattr(broker, "ensure_embedded_redis", lambda directory: "redis+socket://x")
-    monkeypatch.setattr(broker, "stop_embedded_redis", lambda directory: stopped.append(directory) or True)
+    monkeypatch.setattr(broker, "stop_embedded_redis", stop)
     other = _write(tmp_path, os.getppid(), _parent_started(), uses_embedded_redis=True)
     broker.use_embedded_redis(tmp_path)
     assert broker.release_embedded_redis(tmp_path) is False and stopped == []  # another user is still running
