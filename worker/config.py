@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
 
     #: SQLAlchemy URL of the database, the source of truth (PostgreSQL in production: ``postgresql+psycopg://…``).
     database_url: str = "sqlite:///applyq.db"
+    #: ``transaction``: the database URL is a pooler in transaction mode (PgBouncer ``pool_mode = transaction``),
+    #: so no server-side prepared statements (each transaction may get another server connection).
+    database_pooler: Literal["none", "transaction"] = "none"
     #: Redis URL of the Celery broker (also traffic control's store); ``embedded`` runs a private Redis server.
     broker_url: str = EMBEDDED_BROKER
     #: The Celery queue; give each deployment sharing one Redis its own.
@@ -103,6 +106,9 @@ class Settings(BaseSettings):
     republish_after_s: float = Field(default=60.0, gt=0)
     #: Due submissions the dispatcher publishes per pass.
     dispatch_batch_size: int = Field(default=500, ge=1)
+    #: The dispatcher removes the history (attempts, audit rows, delivered webhook events) of submissions ended
+    #: longer ago than this, as ``applyq prune --older-than`` does; unset: never (the default).
+    prune_older_than_s: float | None = Field(default=None, gt=0)
 
     #: Attempts one worker process runs at once (HTTP calls in flight; also its Celery thread pool).
     worker_concurrency: int = Field(default=32, ge=1)

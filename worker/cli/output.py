@@ -73,7 +73,9 @@ def load_settings() -> Settings:
 
 def sessions(settings: Settings, pool_size: int = 1) -> sessionmaker[Session]:
     """Sessions on the configured database, for one command."""
-    return create_session_factory(create_engine(settings.database_url, pool_size=pool_size))
+    return create_session_factory(
+        create_engine(settings.database_url, pool_size=pool_size, pooler=settings.database_pooler)
+    )
 
 
 def parsed(parse: Callable[[], T]) -> T:

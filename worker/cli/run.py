@@ -53,7 +53,8 @@ def dispatcher() -> None:
 
 def migrate() -> None:
     """Create or upgrade the database schema (alembic upgrade head)."""
-    upgrade_schema(load_settings().database_url)
+    settings = load_settings()
+    upgrade_schema(settings.database_url, pooler=settings.database_pooler)
     err.print("database schema is up to date")
 
 

@@ -23,7 +23,9 @@ _MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # shipped inside t
 MIGRATION_LOCK_KEY = int.from_bytes(b"applyqmg")
 
 
-def create_engine(url: str, *, pool_size: int = 10, clock: Callable[[], datetime] = utcnow) -> sa.Engine:
+def create_engine(
+    url: str, *, pool_size: int = 10, clock: Callable[[], datetime] = utcnow, pooler: str = "none"
+) -> sa.Engine:
     """An engine; SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` so writers queue up.
 
     ``hide_parameters``: a statement's parameters (candidate data) never appear in an error's message, so
@@ -31,12 +33,31 @@ def create_engine(url: str, *, pool_size: int = 10, clock: Callable[[], datetime
 
     ``clock`` is SQLite's ``now`` (``worker/db/clock.py``): this host's clock unless a test moves it by hand.
     PostgreSQL's ``now()`` is the server's own.
+
+    ``pooler`` is ``APPLYQ_DATABASE_POOLER``: at most twice ``pool_size`` connections either way (the pool and as
+    many again in overflow), each held only for a transaction or a single statement.
     """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
         _tune_sqlite(engine, clock)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True)
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True,
+        connect_args=_connect_args(pooler),
+    )  # fmt: skip
+
+
+def _connect_args(pooler: str) -> dict[str, Any]:
+    """psycopg's arguments for the database behind ``pooler``.
+
+    psycopg 3 prepares a statement on the server once it has run 5 times on a connection
+    (psycopg.org/psycopg3/docs/advanced/prepare.html). Behind a pooler in transaction mode the next
+    transaction may be given another server connection, where that statement does not exist ("prepared
+    statement … does not exist"); ``prepare_threshold=None`` never prepares, as psycopg's docs advise for
+    PgBouncer in transaction mode. applyq keeps no other session state: no ``SET``, no ``LISTEN``, and only
+    transaction-scoped advisory locks (``migrate``, ``worker/intake/http.py``).
+    """
+    return {"prepare_threshold": None} if pooler == "transaction" else {}
 
 
 def _tune_sqlite(engine: sa.Engine, clock: Callable[[], datetime]) -> None:
@@ -93,26 +114,28 @@ def alembic_config(url: str) -> Any:
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "head", *, pooler: str = "none") -> None:
     """Upgrade the database schema (``alembic upgrade head``); on PostgreSQL one process at a time.
 
     Deployments start several containers at once, each running ``applyq migrate``: unserialised, two of them
     create ``alembic_version`` or the same table together and one fails (a unique violation in ``pg_type``).
-    A session-level advisory lock, held on a connection of its own for the whole upgrade, queues them: the
-    first upgrades, the others then find the schema at head and do nothing. SQLite serialises writers itself.
+    The whole upgrade is one transaction that first takes a transaction-scoped advisory lock: the first
+    upgrades, the others wait, then find the schema at head and do nothing. Being transaction-scoped, the lock
+    holds through a pooler in transaction mode too (a session-level lock would stay on whichever server
+    connection took it), and a process killed half-way releases it with its transaction.
+    SQLite serialises writers itself.
     """
     from alembic import command  # local: only `applyq migrate` and tests need Alembic
 
     if not is_postgres(url):
         command.upgrade(alembic_config(url), revision)
         return
-    engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=_connect_args(pooler))
     try:
-        with engine.connect() as lock:
-            lock.execute(sa.select(sa.func.pg_advisory_lock(MIGRATION_LOCK_KEY)))
-            try:
-                command.upgrade(alembic_config(url), revision)
-            finally:
-                lock.execute(sa.select(sa.func.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+        with engine.begin() as connection:
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK_KEY)))
+            config = alembic_config(url)
+            config.attributes["connection"] = connection  # env.py runs in this transaction
+            command.upgrade(config, revision)
     finally:
         engine.dispose()

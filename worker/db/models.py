@@ -14,9 +14,20 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from worker.states import DEFAULT_SCOPE, Status
+from worker.states import DEFAULT_SCOPE, ENDED_STATUSES, Status, values
 
-__all__ = ["Attempt", "AuditEvent", "Base", "Heartbeat", "Submission", "UTCDateTime", "VendorEvent", "WebhookEvent"]
+__all__ = [
+    "Attempt",
+    "AuditEvent",
+    "Base",
+    "Heartbeat",
+    "Submission",
+    "Tally",
+    "TallyDelta",
+    "UTCDateTime",
+    "VendorEvent",
+    "WebhookEvent",
+]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -60,6 +71,12 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=_NAMING)
 
 
+#: Ended submissions whose attempts ``applyq prune`` has not removed yet (a partial index's condition).
+_PRUNABLE = sa.text(
+    "status IN ({}) AND history_pruned_at IS NULL".format(", ".join(f"'{s}'" for s in sorted(values(ENDED_STATUSES))))
+)
+
+
 class Submission(Base):
     """One application to deliver, its current state and its final outcome."""
 
@@ -68,6 +85,15 @@ class Submission(Base):
         sa.Index("ix_applyq_submission_due", "status", "next_attempt_at"),
         sa.Index("ix_applyq_submission_provider_status", "provider", "status"),
         sa.UniqueConstraint("client_scope", "idempotency_key", name="uq_applyq_submission_scope_key"),
+        # `applyq list`: newest first, without sorting the whole history
+        sa.Index("ix_applyq_submission_created", "created_at", "id"),
+        # `applyq prune`: ended submissions whose attempts are still kept, oldest first (partial: pruned ones leave it)
+        sa.Index(
+            "ix_applyq_submission_prunable",
+            "updated_at",
+            postgresql_where=_PRUNABLE,
+            sqlite_where=_PRUNABLE,
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=_new_id)
@@ -106,6 +132,8 @@ class Submission(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=sa.func.now())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When ``applyq prune`` removed its attempts, audit rows and delivered webhook events (``None``: kept).
+    history_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="submission", order_by="Attempt.number", cascade="all, delete-orphan"
@@ -220,3 +248,37 @@ class VendorEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: What the rules did, e.g. ``requeued 20`` or ``auto-resume off``.
     result: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class Tally(Base):
+    """Counts that outlive the rows they count: attempts per outcome, ended submissions per status.
+
+    Database triggers (migration 0007) append one ``TallyDelta`` per counted change, in the transaction that
+    makes it; ``worker/db/tally.py`` folds the deltas in here. A metrics scrape reads this table and the
+    few deltas not yet folded, never the attempts, and ``applyq prune`` leaves it alone: the anonymous
+    aggregates stay when the history goes.
+    """
+
+    __tablename__ = "applyq_tally"
+
+    #: ``attempt`` (label: the decision, code: the provider's error code) or ``ended`` (label: the status)
+    kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    provider: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
+    label: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: ``""`` where there is none (a success, an ended submission)
+    code: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    n: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class TallyDelta(Base):
+    """One counted change, appended by a trigger: inserts never wait for each other, unlike a shared counter row."""
+
+    __tablename__ = "applyq_tally_delta"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    label: Mapped[str] = mapped_column(sa.String(64))
+    code: Mapped[str] = mapped_column(sa.String(100))
+    #: +1, or -1 when a submission leaves an ended status (requeued, deleted)
+    n: Mapped[int] = mapped_column(sa.Integer)

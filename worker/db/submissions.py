@@ -172,6 +172,8 @@ def requeued(now: datetime) -> dict[str, Any]:
         "window_attempt_base": Submission.attempt_count,
         "finished_at": None,
         "remediation": None,
+        # ended again later, its new attempts are pruned in their turn (worker/db/retention.py)
+        "history_pruned_at": None,
     }
 
 
@@ -209,8 +211,8 @@ _ID_PREFIX = re.compile(r"[0-9a-f-]{4,35}")
 def list_submissions(
     session: Session, *, status: str | None = None, provider: str | None = None, limit: int = 1000
 ) -> list[Submission]:
-    """Newest first, optionally filtered."""
-    query = sa.select(Submission).order_by(Submission.created_at.desc(), Submission.id).limit(limit)
+    """Newest first, optionally filtered (read backwards along ``ix_applyq_submission_created``: no sort)."""
+    query = sa.select(Submission).order_by(Submission.created_at.desc(), Submission.id.desc()).limit(limit)
     if status:
         query = query.where(Submission.status == status)
     if provider:

@@ -122,7 +122,7 @@ class Applyq:
         from worker.runtime.broker import resolve_broker_url
         from worker.runtime.tasks import CeleryPublisher, create_celery
 
-        engine = create_engine(settings.database_url, pool_size=pool_size)
+        engine = create_engine(settings.database_url, pool_size=pool_size, pooler=settings.database_pooler)
         publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)))
         return cls(create_session_factory(engine), publisher, engine=engine)
 

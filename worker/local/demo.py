@@ -169,7 +169,7 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
 
     console = Console(width=None if sys.stdout.isatty() else 130)
     console.print(f"[bold]applyq demo[/bold]  database={settings.database_url}  broker={settings.broker_url}")
-    migrate(settings.database_url)
+    migrate(settings.database_url, pooler=settings.database_pooler)
     broker_url = resolve_broker_url(settings)
     logs = settings.embedded_redis_dir.resolve()
     logs.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,9 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         wait_http(f"http://127.0.0.1:{port}/_sandbox/health")
         run_id = uuid.uuid4().hex[:8]
         scripted = build_submissions(run_id)
-        sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
+        sessions = create_session_factory(
+            create_engine(settings.database_url, pool_size=2, pooler=settings.database_pooler)
+        )
         publisher = CeleryPublisher(create_celery(settings, broker_url))
         started = time.monotonic()
         stored = enqueue(sessions, publisher, [s for _, s in scripted], utcnow())

@@ -2,8 +2,10 @@
 
 Flower's ``/metrics`` counts Celery events (tasks received/succeeded, runtimes, workers online), but a
 task "succeeds" whether the application was created, retried or parked. These are read from the
-database on every scrape (a few ``GROUP BY`` queries), so they are right after restarts and agree with
-``applyq stats``:
+database on every scrape, so they are right after restarts and agree with ``applyq stats``. No scrape
+reads the history: the backlogs (queued, scheduled, in flight, parked) are read through indexes, and what
+grows with history (attempts, ended submissions) comes from the tallies the database keeps as rows
+change (``worker/db/tally.py``), which ``applyq prune`` leaves in place:
 
 * ``applyq_submissions{provider,status}``: submissions per status (gauge)
 * ``applyq_parked_submissions{provider,code,reason}``: the parked backlog, what needs a human (gauge)
@@ -30,23 +32,27 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
-from worker.db.models import Attempt, Submission
-from worker.states import CLAIMABLE_STATUSES, Status, values
+from worker.db.models import Submission
+from worker.db.tally import ATTEMPT, ENDED, counts
+from worker.states import CLAIMABLE_STATUSES, ENDED_STATUSES, Status, values
 
 __all__ = ["SOURCES", "ApplyqCollector", "Source", "build_registry", "serve_metrics"]
 
 Source = Callable[[Session, datetime], Iterable[Metric]]
 _DUE = values(CLAIMABLE_STATUSES)
+#: statuses a submission passes through: few rows each, found through the status index
+_BACKLOG = values(frozenset(Status) - ENDED_STATUSES)
 
 
 def submissions_by_status(session: Session, now: datetime) -> Iterator[Metric]:
     """``applyq_submissions{provider,status}``."""
     family = GaugeMetricFamily("applyq_submissions", "Submissions per status.", labels=["provider", "status"])
-    query = sa.select(Submission.provider, Submission.status, sa.func.count()).group_by(
-        Submission.provider, Submission.status
-    )
+    columns = (Submission.provider, Submission.status)
+    query = sa.select(*columns, sa.func.count()).where(Submission.status.in_(_BACKLOG)).group_by(*columns)
     for provider, status, n in session.execute(query):
         family.add_metric([provider, status], n)
+    for ended in counts(session, ENDED):
+        family.add_metric([ended.provider, ended.label], ended.n)
     yield family
 
 
@@ -96,19 +102,12 @@ def _aware(value: datetime) -> datetime:
 
 
 def attempt_outcomes(session: Session, now: datetime) -> Iterator[Metric]:
-    """``applyq_attempt_outcomes_total{provider,decision,code}`` over every recorded attempt."""
+    """``applyq_attempt_outcomes_total{provider,decision,code}`` over every recorded attempt, pruned ones too."""
     family = CounterMetricFamily(
         "applyq_attempt_outcomes", "Attempts per provider, decision and code.", labels=["provider", "decision", "code"]
     )
-    columns = (Submission.provider, Attempt.decision, Attempt.error_code)
-    query = (
-        sa.select(*columns, sa.func.count())
-        .join(Submission, Submission.id == Attempt.submission_id)
-        .where(Attempt.decision.is_not(None))
-        .group_by(*columns)
-    )
-    for provider, decision, code, n in session.execute(query):
-        family.add_metric([provider, decision or "", code or ""], n)
+    for count in counts(session, ATTEMPT):
+        family.add_metric([count.provider, count.label, count.code], count.n)
     yield family
 
 

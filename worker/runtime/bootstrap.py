@@ -27,7 +27,7 @@ def build_runtime(
 ) -> Runtime:
     """Everything one worker process needs to run attempts (traffic control shares the broker's Redis)."""
     size = pool_size or settings.worker_concurrency
-    engine = create_engine(settings.database_url, pool_size=min(size, 32))
+    engine = create_engine(settings.database_url, pool_size=min(size, 32), pooler=settings.database_pooler)
     sessions = create_session_factory(engine)
     return Runtime(
         settings=settings,

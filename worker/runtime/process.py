@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, is_postgres
 from worker.db.heartbeats import Heartbeater
+from worker.db.retention import Housekeeper
 from worker.logs import configure_logging
 from worker.runtime.bootstrap import build_runtime
 from worker.runtime.broker import resolve_broker_url
@@ -50,7 +52,7 @@ def _start_dispatcher_thread(settings: Settings, app: Any, sessions: Any, stop: 
         args=(sessions, CeleryPublisher(app, settings.scheduled_queue), settings, stop),
         kwargs={
             "skip_locked": is_postgres(settings.database_url),
-            "heartbeat": Heartbeater(sessions, "dispatcher", every_s=5.0).beat,
+            "heartbeat": _beat_and_housekeep(settings, sessions),
         },
         name="applyq-dispatcher",
         daemon=True,
@@ -65,10 +67,24 @@ def run_dispatcher_process(settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    sessions = create_session_factory(create_engine(settings.database_url, pool_size=2))
+    sessions = create_session_factory(
+        create_engine(settings.database_url, pool_size=2, pooler=settings.database_pooler)
+    )
     publisher = CeleryPublisher(create_celery(settings, resolve_broker_url(settings)), settings.scheduled_queue)
     run_dispatcher(
         sessions, publisher, settings, stop,
         skip_locked=is_postgres(settings.database_url),
-        heartbeat=Heartbeater(sessions, "dispatcher", every_s=5.0).beat,
+        heartbeat=_beat_and_housekeep(settings, sessions),
     )  # fmt: skip
+
+
+def _beat_and_housekeep(settings: Settings, sessions: Any) -> Callable[[], None]:
+    """After each dispatcher pass: the heartbeat, then the chores (tallies folded; pruning if configured)."""
+    beat = Heartbeater(sessions, "dispatcher", every_s=5.0).beat
+    housekeep = Housekeeper(sessions, prune_older_than_s=settings.prune_older_than_s)
+
+    def after_pass() -> None:
+        beat()
+        housekeep()
+
+    return after_pass
