@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from tests.conftest import submission_dict
 from worker.config import Settings
@@ -13,7 +14,9 @@ IDS = [f"3f1c0d5e-0000-4000-8000-00000000000{n}" for n in range(1, 4)]
 
 
 def test_published_messages_carry_submission_ids_in_batches_and_nothing_else(settings: Settings) -> None:
-    app = create_celery(settings.model_copy(update={"batch_size": 2}), "memory://")
+    # kombu's memory:// transport is one per process: a queue of its own, so no other test's message is read
+    settings = settings.model_copy(update={"batch_size": 2, "queue": f"applyq-{uuid.uuid4().hex[:8]}"})
+    app = create_celery(settings, "memory://")
     CeleryPublisher(app).publish(IDS)
     bodies, headers = [], []
     with app.connection_for_read() as conn:
