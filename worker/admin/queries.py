@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -16,7 +14,7 @@ from worker.db.models import AuditEvent, Submission
 from worker.db.submissions import find_by_reference
 from worker.states import FINAL_STATUSES, Status, values
 
-__all__ = ["ParkedFilter", "audit_events", "parked", "parked_ids", "percentile", "stats", "submission_with_history"]
+__all__ = ["ParkedFilter", "audit_events", "parked", "parked_ids", "stats", "submission_with_history"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +77,6 @@ def audit_events(session: Session, submission_id: str) -> list[AuditEvent]:
     return list(session.scalars(query))
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The nearest-rank percentile (``q`` in 0..100) of the values; None if there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
 def stats(session: Session, *, since: datetime | None = None) -> dict[str, Any]:
     """Counts per status, provider, code and integration; attempts per submission; time to final state."""
     created = [Submission.created_at >= since] if since is not None else []
@@ -128,34 +117,70 @@ def _nested(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
 
 
 def _attempts(session: Session, where: list[sa.ColumnElement[bool]]) -> dict[str, float | None]:
-    values = [float(n) for n in session.scalars(sa.select(Submission.attempt_count).where(*where))]
+    n = Submission.attempt_count
+    mean, top = session.execute(sa.select(sa.func.avg(n), sa.func.max(n)).where(*where)).one()
+    ranks = _nearest_ranks(session, sa.select(sa.literal("all").label("grp"), n.label("v")).where(*where))
+    p50, p95 = (ranks.get(("all", q)) for q in _PERCENTILES)
     return {
-        "mean": round(sum(values) / len(values), 2) if values else None,
-        "p50": percentile(values, 50),
-        "p95": percentile(values, 95),
-        "max": max(values) if values else None,
+        "mean": round(float(mean), 2) if mean is not None else None,
+        "p50": float(p50) if p50 is not None else None,
+        "p95": float(p95) if p95 is not None else None,
+        "max": float(top) if top is not None else None,
     }
 
 
 def _time_to_final(session: Session, where: list[sa.ColumnElement[bool]]) -> dict[str, dict[str, Any]]:
     """Seconds from creation to the final state, per final status and overall."""
-    final = list(values(FINAL_STATUSES))
-    query = sa.select(Submission.status, Submission.created_at, Submission.finished_at).where(
-        Submission.status.in_(final), Submission.finished_at.is_not(None), *where
+    final = sorted(values(FINAL_STATUSES))
+    ended = [Submission.status.in_(final), Submission.finished_at.is_not(None), *where]
+    seconds = _seconds_between(session, Submission.created_at, Submission.finished_at)
+    per_status = sa.select(Submission.status.label("grp"), seconds.label("v")).where(*ended)
+    overall = sa.select(sa.literal("all").label("grp"), seconds.label("v")).where(*ended)
+    ranks = _nearest_ranks(session, sa.union_all(per_status, overall))
+    counts = dict(
+        session.execute(sa.select(Submission.status, sa.func.count()).where(*ended).group_by(Submission.status)).all()
     )
-    by_status: dict[str, list[float]] = defaultdict(list)
-    for status, created_at, finished_at in session.execute(query):
-        if finished_at is not None:
-            by_status[status].append((finished_at - created_at).total_seconds())
-    everything = [v for values in by_status.values() for v in values]
-    groups = {"all": everything, **{s: by_status.get(s, []) for s in sorted(final)}}
-    return {name: _summary(values) for name, values in groups.items()}
-
-
-def _summary(values: Sequence[float]) -> dict[str, Any]:
-    p50, p95 = percentile(values, 50), percentile(values, 95)
+    counts["all"] = sum(counts.values())
     return {
-        "count": len(values),
-        "p50": round(p50, 3) if p50 is not None else None,
-        "p95": round(p95, 3) if p95 is not None else None,
+        name: {"count": counts.get(name, 0), **{f"p{q}": _rounded(ranks.get((name, q))) for q in _PERCENTILES}}
+        for name in ("all", *final)
     }
+
+
+def _rounded(value: object) -> float | None:
+    return round(float(cast(float, value)), 3) if value is not None else None
+
+
+def _seconds_between(session: Session, start: Any, end: Any) -> sa.ColumnElement[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.extract("epoch", end - start)
+    return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+
+
+def _nearest_ranks(session: Session, rows: sa.SelectBase) -> dict[tuple[str, int], Any]:
+    """The p50 and p95 of ``v`` per ``grp`` of ``rows``, by nearest rank, in the database.
+
+    A window numbers each group's values in order; the row whose rank is ``ceil(q/100 * n)`` is the
+    percentile. Both dialects, no values sent over: ``percentile_disc`` is PostgreSQL's only.
+    """
+    source = rows.subquery()
+    numbered = sa.select(
+        source.c.grp,
+        source.c.v,
+        sa.func.row_number().over(partition_by=source.c.grp, order_by=source.c.v).label("rn"),
+        sa.func.count().over(partition_by=source.c.grp).label("n"),
+    ).subquery()
+    rn, n = numbered.c.rn, numbered.c.n
+    # rn = ceil(q·n/100) in integers: the first rank whose share reaches q percent
+    at_rank = {q: sa.and_(rn * 100 >= q * n, (rn - 1) * 100 < q * n) for q in _PERCENTILES}
+    picked = [sa.case((condition, True), else_=False).label(f"p{q}") for q, condition in at_rank.items()]
+    found: dict[tuple[str, int], Any] = {}
+    for row in session.execute(sa.select(numbered.c.grp, numbered.c.v, *picked).where(sa.or_(*at_rank.values()))):
+        for q in _PERCENTILES:
+            if row._mapping[f"p{q}"]:
+                found[(row.grp, q)] = row.v
+    return found
+
+
+#: the percentiles ``applyq stats`` shows
+_PERCENTILES = (50, 95)

@@ -3,7 +3,7 @@
 * the job board: ``submit``, ``status``, ``list`` (``worker/cli/submit.py``);
 * the processes: ``worker``, ``dispatcher``, ``api``, ``sandbox``, ``demo``, ``flower``, ``metrics``,
   ``migrate`` (``worker/cli/run.py``), and ``stop`` (``worker/cli/lifecycle.py``);
-* the operator: ``parked list``, ``show``, ``requeue``, ``cancel``, ``stats``, ``purge``, ``health``,
+* the operator: ``parked list``, ``show``, ``requeue``, ``cancel``, ``stats``, ``purge``, ``prune``, ``health``,
   ``limits`` (``worker/cli/operate.py``).
 
 Exit codes are defined once, in ``worker/cli/output.py``.
@@ -51,6 +51,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("resume", operate.resume),
     ("stats", operate.stats),
     ("purge", operate.purge),
+    ("prune", operate.prune),
     ("flower", run.flower),
     ("metrics", run.metrics),
     ("stop", lifecycle.stop),

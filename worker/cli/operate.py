@@ -1,4 +1,4 @@
-"""The operator's commands: parked list, show, requeue, cancel, stats, purge, health and limits.
+"""The operator's commands: parked list, show, requeue, cancel, stats, purge, prune, health and limits.
 
 Each parses its input, opens a session and calls a plain function of ``worker.admin`` (or ``worker.ops``,
 ``worker.traffic``). Exit codes as in ``worker.cli.output``; 5 means refused (a submission is not in a
@@ -39,6 +39,7 @@ from worker.cli.output import (
 from worker.cli.render import render_limits, render_parked, render_results, render_show, render_stats
 from worker.clock import utcnow
 from worker.config import Settings
+from worker.db import retention
 from worker.errors import InvalidInput
 from worker.logs import configure_logging
 from worker.ops.health import check_health
@@ -47,7 +48,7 @@ from worker.states import Provider
 from worker.traffic.limiter import RedisLimiter, redis_client
 from worker.traffic.limits import describe_limits
 
-__all__ = ["cancel", "health", "limits", "parked_app", "purge", "requeue", "resume", "show", "stats"]
+__all__ = ["cancel", "health", "limits", "parked_app", "prune", "purge", "requeue", "resume", "show", "stats"]
 
 parked_app = typer.Typer(help="What needs a human: parked submissions.", no_args_is_help=True, cls=Group)
 
@@ -279,6 +280,34 @@ def purge(
     if report.skipped:
         err.print("some submissions were in flight or changed meanwhile: run the purge again", highlight=False)
         raise typer.Exit(EXIT_REFUSED)
+
+
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Succeeded, terminal or cancelled, and unchanged for this long, e.g. 90d.")
+    ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove old history (attempts, audit rows, delivered webhook events); keep submissions and metrics' counts."""
+    settings = load_settings()
+    age_s = parsed(lambda: parse_duration(older_than)).total_seconds()
+    factory = sessions(settings)
+    if dry_run:
+        with factory() as session:
+            report = retention.would_prune(session, age_s)
+    else:
+        report = retention.prune(factory, age_s)
+    if as_json:
+        print_json({**report.as_json(), "dry_run": dry_run})
+        return
+    verb = "would remove" if dry_run else "removed"
+    console().print(
+        f"{verb} the history of {report.submissions} submissions ended more than {older_than} ago: "
+        f"{report.attempts} attempts, {report.audit_rows} audit rows; and {report.webhook_events} delivered "
+        "webhook events",
+        highlight=False,
+    )
 
 
 def _purge_line(report: purging.PurgeReport, dry_run: bool) -> str:

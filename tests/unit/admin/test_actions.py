@@ -14,7 +14,7 @@ from tests.conftest import NOW, submission_dict
 from tests.unit.admin.helpers import make, row
 from worker.admin.actions import Result, cancel, requeue
 from worker.admin.edits import parse_edit
-from worker.admin.queries import ParkedFilter, audit_events, parked, parked_ids, percentile, stats
+from worker.admin.queries import ParkedFilter, audit_events, parked, parked_ids, stats
 from worker.admin.views import show_json
 from worker.db.leases import claim, due_submission_ids
 from worker.db.models import AuditEvent, Submission
@@ -232,11 +232,18 @@ def test_stats_count_and_time_to_final_state(sessions: sessionmaker[Session]) ->
 
 
 @pytest.mark.parametrize(
-    ("values", "q", "expected"),
-    [([], 50, None), ([7.0], 95, 7.0), ([1.0, 2.0, 3.0, 4.0], 50, 2.0), ([float(n) for n in range(1, 101)], 95, 95.0)],
+    ("attempts", "expected"),
+    [([7], (7.0, 7.0)), ([1, 2, 3, 4], (2.0, 4.0)), (list(range(1, 21)), (10.0, 19.0))],
 )
-def test_percentile_is_the_nearest_rank(values: list[float], q: float, expected: float | None) -> None:
-    assert percentile(values, q) == expected
+def test_percentiles_are_the_nearest_rank_computed_in_the_database(
+    sessions: sessionmaker[Session], attempts: list[int], expected: tuple[float, float]
+) -> None:
+    for n in attempts:
+        make(sessions, "succeeded", code=None, reason="created", attempts=n, age_s=float(n))
+    with sessions() as session:
+        data = stats(session)
+    assert (data["attempts"]["p50"], data["attempts"]["p95"]) == expected
+    assert (data["time_to_final_s"]["all"]["p50"], data["time_to_final_s"]["all"]["p95"]) == expected
 
 
 def test_resume_held_makes_the_providers_waiting_submissions_due_now(sessions: sessionmaker[Session]) -> None:
