@@ -75,6 +75,8 @@ class RequestRecord:
     body: Any
     received_at: float = field(default_factory=time.time)
     status: int | None = None
+    #: when the answer went out (after the latency and any stall): tests tell overlapping requests by it
+    answered_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as the ``/_sandbox/requests`` endpoint shows it."""
@@ -228,6 +230,7 @@ class SandboxState:
         """Note the status a logged request was answered with."""
         with self._lock:
             record.status = status
+            record.answered_at = time.time()
             self._by_status[status] += 1
 
     def requests(self, job_id: str | None = None) -> list[dict[str, Any]]:
