@@ -1,31 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import NOW, RecordingPublisher, submission_dict
 from tests.unit.runtime.test_pipeline import Clock
-from worker.db.engine import create_engine, create_session_factory
+from tests.unit.runtime.test_pipeline import clock as clock  # beats and the verdict are the database's time:
+from tests.unit.runtime.test_pipeline import sessions as sessions  # here, the test's clock
 from worker.db.heartbeats import Heartbeater
 from worker.db.models import Heartbeat
 from worker.intake.enqueue import enqueue, validate_all
 from worker.ops.health import check_health
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def sessions(sqlite_url: str, clock: Clock) -> Iterator[sessionmaker[Session]]:
-    """Beats and the verdict are dated by the database's clock: here, the test's."""
-    engine = create_engine(sqlite_url, clock=clock)
-    yield create_session_factory(engine)
-    engine.dispose()
 
 
 def verdict(sessions: sessionmaker[Session]) -> tuple[bool, list[str]]:
