@@ -8,7 +8,7 @@ LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 UV_COMPILE = $(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 
-.PHONY: help demo test lock audit chaos bench bench-memory clean
+.PHONY: help demo test lock audit chaos bench bench-memory bench-scale clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench: $(STAMP)  ## throughput, enqueue latency, memory, traffic: each beside a 
 
 bench-memory: $(STAMP)  ## worker and Redis memory with 100,000 submissions scheduled an hour ahead
 	$(BIN)/python -m benchmarks.memory $(BENCH_ARGS)
+
+bench-scale: $(STAMP)  ## scrape, stats, list, enqueue... with 1,000,000 ended submissions beside an empty database
+	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
 clean:  ## remove the virtualenv and local state
 	rm -rf $(VENV) .applyq applyq.db applyq.db-wal applyq.db-shm

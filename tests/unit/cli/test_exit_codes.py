@@ -151,6 +151,10 @@ ACTIONS = [
     case("purge", "--older-than", "99999999999d", code=INVALID, says="longer than 36500d"),
     case("purge", "--older-than", "1e5d", code=INVALID, says="not a duration"),
     case("purge", "--older-than", "90d", "--dry-run", code=OK),
+    case("prune", code=INVALID, says="--older-than"),
+    case("prune", "--older-than", "1e5d", code=INVALID, says="not a duration"),
+    case("prune", "--older-than", "90d", "--dry-run", code=OK, says="would remove the history of 0 submissions"),
+    case("prune", "--older-than", "90d", code=OK, says="removed the history of 0 submissions"),
 ]
 
 PROCESSES = [

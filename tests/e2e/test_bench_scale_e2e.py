@@ -1,0 +1,54 @@
+"""``make bench-scale`` on a small history, so the benchmark cannot rot (its timings are not judged here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from benchmarks.scale import TARGETS, fill, render, run_scale
+from tests.conftest import require_service
+from tests.e2e.conftest import PG_ADMIN_URL
+from worker.db.engine import create_engine, create_session_factory, migrate
+from worker.db.tally import ATTEMPT, ENDED, counts
+from worker.local.processes import create_database, drop_database
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def scratch_url() -> Iterator[str]:
+    try:
+        url = create_database(PG_ADMIN_URL, "applyq_scale_test")
+    except sa.exc.OperationalError as exc:
+        require_service("PostgreSQL", str(exc).splitlines()[0])
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_database(PG_ADMIN_URL, url)
+
+
+def test_the_fill_goes_through_the_triggers_so_the_tallies_count_every_row(scratch_url: str) -> None:
+    fill(scratch_url, 300, parked=5)
+    engine = create_engine(scratch_url, pool_size=1)
+    try:
+        with create_session_factory(engine)() as session:
+            attempts = sum(c.n for c in counts(session, ATTEMPT))
+            ended = sum(c.n for c in counts(session, ENDED))
+            stored = session.scalar(sa.text("SELECT count(*) FROM applyq_attempt"))
+    finally:
+        engine.dispose()
+    assert (attempts, stored, ended) == (2 * 305, 2 * 305, 300)
+
+
+@pytest.mark.timeout(600)
+def test_the_scale_benchmark_runs_on_a_small_history() -> None:
+    try:
+        result = run_scale(2000, repeat=1, enqueue_calls=30)
+    except sa.exc.OperationalError as exc:
+        require_service("PostgreSQL", str(exc).splitlines()[0])
+    assert [row.name for row in result["rows"]] == list(TARGETS)
+    assert all(row.empty_s > 0 and row.full_s > 0 for row in result["rows"])
+    assert "| applyq stats |" in render(result)
