@@ -37,7 +37,10 @@ def test_the_request_carries_auth_integration_user_agent_and_body() -> None:
         return httpx.Response(200, json={"status": "success", "data": {"id": "A1", "remote_id": "32"}})
 
     deliver(handler, candidate={"first_name": "Ada", "last_name": "L", "email": "a@example.com", "phone": "+1 5"})
-    assert [r.url.path for r in seen] == ["/v1/ats/actions/ats_create_application", "/v1/ats/jobs/ok--job-1/applications"]
+    assert [r.url.path for r in seen] == [
+        "/v1/ats/actions/ats_create_application",
+        "/v1/ats/jobs/ok--job-1/applications",
+    ]
     request = seen[1]
     assert request.url == "http://kombo.test/v1/ats/jobs/ok--job-1/applications"
     assert request.headers["authorization"] == "Bearer secret-key"
