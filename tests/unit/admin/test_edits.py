@@ -54,8 +54,11 @@ def test_set_takes_strings_or_json(text: str, edit: Edit) -> None:
     ("text", "message"),
     [
         ("candidate.email", "expected FIELD=VALUE"),
-        ("provider=celper", "only attachments, candidate, consent, integration_id, job_id, metadata, provider_fields, "
-         "screening_answers, source can be edited"),
+        (
+            "provider=celper",
+            "only attachments, candidate, consent, integration_id, job_id, metadata, provider_fields, "
+            "screening_answers, source can be edited",
+        ),
         ("idempotency_key=x", "can be edited"),
         ("candidate..email=x", "not a dotted field name"),
         ("candidate.phone:=+44", "not valid JSON"),
