@@ -20,6 +20,8 @@ def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> s
         lines += _memory(figures["memory"], last.get("memory"))
     if "traffic" in figures:
         lines += _traffic(figures["traffic"])
+    if "sporadic" in figures:
+        lines += _sporadic(figures["sporadic"])
     host = figures["host"]
     lines.append(
         f"host: {host['cpus']} CPUs shared with other work; load average (1/5/15 min) {_load(host['load_before'])}"
@@ -85,6 +87,19 @@ def _traffic(traffic: dict[str, Any]) -> list[str]:
         cells = [f"{c['delivered']}/{c['submitted']}", f"{c['share_429']:.1%}", drain,
                  f"{c['other_done_fraction_of_run']:.0%} of run"]  # fmt: skip
         lines.append(_row(f"  {c['contender']}", cells))
+    return lines
+
+
+def _sporadic(sporadic: dict[str, Any]) -> list[str]:
+    if "error" in sporadic:
+        return [f"Sporadic 429s: failed ({sporadic['error']})"]
+    load = sporadic["load"]
+    lines = [_row("Sporadic 429s, adaptive (benchmarks/sporadic.py)", ["delivered", "429s", "drain s", "x without"])]
+    for c in sporadic["cases"]:
+        ratio = f"x{sporadic['ratio']:g}" if c["answered_429"] and sporadic["ratio"] is not None else ""
+        label = f"  {load['submissions']} over {load['integrations']} integrations, {c['case']}"
+        lines.append(_row(label, [f"{c['delivered']}/{c['submitted']}", str(c["answered_429"]), _fmt(c["drain_s"]),
+                                  ratio]))  # fmt: skip
     return lines
 
 

@@ -8,7 +8,8 @@ Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) a
 * throughput, CPU per submission and peak RSS (``benchmarks/throughput.py``), the median of ``--rounds``;
 * enqueue latency (``benchmarks/latency.py``);
 * memory with many submissions scheduled for later (``benchmarks/memory.py``);
-* traffic control under a provider rate limit (``benchmarks/traffic.py``), when present.
+* traffic control under a provider rate limit (``benchmarks/traffic.py``), when present;
+* sporadic 429s on the adaptive rate, the same load with and without them (``benchmarks/sporadic.py``).
 
 Prints one table; writes the figures to ``benchmarks/results/<time>.json`` and ``latest.json``, and shows the
 previous ``latest.json`` beside this run's applyq figures.
@@ -35,7 +36,7 @@ from benchmarks.stack import sandbox
 from benchmarks.throughput import CONTENDERS, ThroughputConfig, run_throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ("throughput", "latency", "memory", "traffic")
+SUITES = ("throughput", "latency", "memory", "traffic", "sporadic")
 
 
 def throughput_figures(cfg: ThroughputConfig, rounds: int, workdir: Path) -> dict[str, Any]:
@@ -84,6 +85,17 @@ def traffic_figures(args: list[str], workdir: Path) -> dict[str, Any] | None:
     return {"args": args, "contenders": json.loads(out.read_text())}
 
 
+def sporadic_figures(workdir: Path) -> dict[str, Any]:
+    """``python -m benchmarks.sporadic --json FILE``: both drains and their ratio."""
+    out, log = workdir / "sporadic.json", workdir / "sporadic.log"
+    with log.open("wb") as handle:
+        code = subprocess.call([sys.executable, "-m", "benchmarks.sporadic", "--json", str(out)],
+                               stdout=handle, stderr=handle)  # fmt: skip
+    if code != 0 or not out.exists():
+        return {"error": f"exit {code}, see {log}"}
+    return dict(json.loads(out.read_text()))
+
+
 def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Every suite not skipped, in an order that keeps the quiet measurements first."""
     skip = set(args.skip)
@@ -101,6 +113,8 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         traffic = traffic_figures(args.traffic_args.split(), workdir)
         if traffic is not None:
             figures["traffic"] = traffic
+    if "sporadic" not in skip:
+        figures["sporadic"] = sporadic_figures(workdir)
     figures["host"]["load_after"] = _load()
     return figures
 

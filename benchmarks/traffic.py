@@ -139,12 +139,12 @@ def _drive(setup: Setup, pg_url: str, queue: str, sandbox_url: str, name: str) -
     sessions = create_session_factory(create_engine(pg_url, pool_size=2))
     settings = Settings(database_url=pg_url, broker_url=REDIS_URL, queue=queue)
     publisher = CeleryPublisher(create_celery(settings, REDIS_URL))
-    _warm_up(sessions, publisher)
+    warm_up(sessions, publisher)
     httpx.post(f"{sandbox_url}/_sandbox/reset")
     started = utcnow()
     stored = enqueue(sessions, publisher, validate_all(items(setup, uuid.uuid4().hex[:6])), started)
     ids = [s.submission.id for s in stored]
-    _wait_final(sessions, ids, setup.timeout_s)
+    wait_final(sessions, ids, setup.timeout_s)
     with sessions() as session:
         rows = session.execute(
             sa.select(Submission.integration_id, Submission.status, Submission.finished_at).where(
@@ -161,7 +161,7 @@ def _drive(setup: Setup, pg_url: str, queue: str, sandbox_url: str, name: str) -
     return _figures(name, setup, delivered, done[FLOODED], done[OTHER], sandbox_url)
 
 
-def _warm_up(sessions: Any, publisher: CeleryPublisher) -> None:
+def warm_up(sessions: Any, publisher: CeleryPublisher) -> None:
     """One submission through, so the worker is consuming before the clock starts."""
     warm = validate_all(
         [
@@ -175,10 +175,10 @@ def _warm_up(sessions: Any, publisher: CeleryPublisher) -> None:
         ]
     )
     [stored] = enqueue(sessions, publisher, warm, utcnow())
-    _wait_final(sessions, [stored.submission.id], 60)
+    wait_final(sessions, [stored.submission.id], 60)
 
 
-def _wait_final(sessions: Any, ids: list[str], timeout_s: float) -> None:
+def wait_final(sessions: Any, ids: list[str], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     final = ("succeeded", "parked", "terminal", "cancelled")
     while time.monotonic() < deadline:
