@@ -25,7 +25,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
-from benchmarks.stack import KOMBO_KEY, PG_ADMIN_URL, REDIS_URL, reset_sandbox, sandbox, sandbox_stats
+from benchmarks.stack import KOMBO_KEY, PG_ADMIN_URL, REDIS_URL, kombo_items, reset_sandbox, sandbox, sandbox_stats
 from benchmarks.traffic import forget_limits, wait_final, warm_up
 from worker.clock import utcnow
 from worker.config import Settings
@@ -65,16 +65,10 @@ class Drain:
 def items(load: Load, every: int, run: str) -> list[dict[str, Any]]:
     """The applications, round-robin over the integrations; every ``every``-th of each integration's is
     scripted to get one 429 (so each integration sees the same share)."""
-    return [
-        {
-            "provider": "kombo",
-            "integration_id": f"greenhouse:bench-sporadic-{n % load.integrations}",
-            "job_id": f"{_scenario(n // load.integrations, every)}--sporadic-{run}-{n}",
-            "idempotency_key": f"sporadic-{run}-{n}",
-            "candidate": {"first_name": "Ada", "last_name": f"Lovelace{n}", "email": f"ada.{n}@example.com"},
-        }
-        for n in range(load.submissions)
-    ]
+    batch = kombo_items(load.submissions, f"sporadic-{run}", integrations=load.integrations)
+    for n, item in enumerate(batch):
+        item["job_id"] = f"{_scenario(n // load.integrations, every)}--{item['job_id'].partition('--')[2]}"
+    return batch
 
 
 def _scenario(index: int, every: int) -> str:
