@@ -12,7 +12,9 @@ the bucket is empty at a 429, full again a Retry-After later (or full when a bac
 what got through between two such moments, over the time between them less the time the bucket spent full
 because our sends lagged behind, is its rate. The rate is set a little above that, and grows slowly while
 a backlog presses and no 429 comes (faster the longer none comes). The 429s of requests already on their
-way when the first one was answered belong to the same episode and teach nothing more.
+way when the first one was answered belong to the same episode and teach nothing more; nor does a 429 that
+comes when the provider was not pressed (less than half the rate accepted in the second before it, counting
+no time a cooldown held the sends back): sporadic 429s cost their cooldowns, not the rate.
 
 Time is Redis's: each script reads ``TIME`` itself, so cooldowns, reservations, rate windows, in-flight
 leases and holds are stamped and compared on one clock, whichever worker asks and however its own clock

@@ -235,3 +235,54 @@ def test_a_cooldown_hands_out_turns_after_it_at_the_rate(client: redis.Redis, ke
     assert [g.wait_s for g in waits] == pytest.approx([2.0, 2.1, 2.2], abs=0.05)  # spread, not a stampede
     again = limiter.gate(key, spec, "w1")  # asking again keeps the turn
     assert again.verdict is Wait.COOLDOWN and again.wait_s == pytest.approx(2.1, abs=0.05)
+
+
+class Provider:
+    """Answers on a test clock: successes at a pace, 429s with Retry-After 1 s (a token on its send time)."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self.clock = types.SimpleNamespace(now=1_000_000.0)
+        self.limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50), clock=lambda: self.clock.now)
+        self.key, self.spec = key, LimitSpec()
+
+    def answers(self, start: float, rate: float, count: int) -> float:
+        for i in range(count):
+            sent = start + i / rate
+            self.clock.now = sent + 0.05
+            self.limiter.observe(self.key, self.spec, Gate(Wait.GO, token=f"s{sent}@{sent}"), Signal.SUCCESS, Hints())
+        return start + count / rate
+
+    def limited(self, sent: float) -> None:
+        self.clock.now = sent + 0.05
+        gate = Gate(Wait.GO, token=f"x{sent}@{sent}")
+        self.limiter.observe(self.key, self.spec, gate, Signal.RATE_LIMITED, Hints(retry_after_s=1))
+
+    def backlog(self) -> None:
+        gates(self.limiter, self.key, self.spec, 200)
+
+
+def test_a_429_soon_after_a_cooldown_costs_its_cooldown_not_the_learned_rate(client: redis.Redis, key: str) -> None:
+    """A provider accepting 20/s learnt from a storm; then a relayed 429 four requests after a cooldown."""
+    provider = Provider(client, key)
+    provider.backlog()
+    provider.limited(provider.answers(provider.clock.now, 40, 40))
+    learned = rate_of(client, key)
+    assert 20 < learned < 25  # learnt: about what got through (40 over 2 s) and a little more
+    cooled = provider.clock.now + 1
+    provider.clock.now = cooled - 0.5
+    provider.backlog()  # the backlog waits out the cooldown: that is no pressure on the rate
+    provider.limited(provider.answers(cooled, learned, 4))
+    assert rate_of(client, key) >= learned  # (the four successes under a backlog grew it a little)
+    assert provider.limiter.gate(key, provider.spec, "someone").verdict is Wait.COOLDOWN  # the cooldown holds
+
+
+def test_sporadic_429s_do_not_ratchet_the_rate_down(client: redis.Redis, key: str) -> None:
+    """One request in six answered 429 (Retry-After 1 s) while a backlog waits: twenty cooldowns, one rate."""
+    provider = Provider(client, key)
+    provider.backlog()
+    at = provider.answers(provider.clock.now, 10, 5)
+    for _ in range(20):
+        provider.limited(at)
+        at = provider.answers(provider.clock.now + 1, 10, 5)
+        provider.backlog()
+    assert rate_of(client, key) in (0, 50)  # never cut: still the initial rate (or not set yet)

@@ -94,8 +94,11 @@ elseif signal == 'rate_limited' then
     return 1
   end
   cooldown(now + wait)
-  -- under light traffic a 429 says little about the rate, and the cooldown is answer enough
-  if adaptive and (pressing or redis.call('ZCOUNT', p .. 'sent', sent - 1, sent) >= 0.5 * rate) then
+  -- A 429 says something about the rate only when the provider was being pressed: at least half the rate
+  -- accepted within the second before it, counting no time the last cooldown held the sends back. A backlog
+  -- waiting out that cooldown is not pressure, and a 429 soon after it (a relayed ATS limit, a neighbour
+  -- on the integration) costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
+  if adaptive and redis.call('ZCOUNT', p .. 'sent', math.max(sent - 1, cool), '(' .. sent) >= 0.5 * rate then
     -- The provider is taken for a token bucket holding about a Retry-After's worth. It is empty now; it
     -- was empty at the last 429 (and full again a Retry-After later) or full when the backlog began to
     -- press. So what it let through since then (the sends before this one) is its rate times the time
