@@ -9,25 +9,17 @@ import sqlalchemy as sa
 
 from benchmarks.scale import TARGETS, fill, render, run_scale
 from tests.conftest import require_service
-from tests.e2e.conftest import PG_ADMIN_URL
-from worker.db.engine import create_engine, create_session_factory, migrate
+from tests.e2e.conftest import fresh_database
+from worker.db.engine import create_engine, create_session_factory
 from worker.db.tally import ATTEMPT, ENDED, counts
-from worker.local.processes import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def scratch_url() -> Iterator[str]:
-    try:
-        url = create_database(PG_ADMIN_URL, "applyq_scale_test")
-    except sa.exc.OperationalError as exc:
-        require_service("PostgreSQL", str(exc).splitlines()[0])
-    try:
-        migrate(url)
+    with fresh_database() as url:
         yield url
-    finally:
-        drop_database(PG_ADMIN_URL, url)
 
 
 def test_the_fill_goes_through_the_triggers_so_the_tallies_count_every_row(scratch_url: str) -> None:

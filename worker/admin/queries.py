@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from worker.db.models import AuditEvent, Submission
@@ -119,7 +120,7 @@ def _nested(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
 def _attempts(session: Session, where: list[sa.ColumnElement[bool]]) -> dict[str, float | None]:
     n = Submission.attempt_count
     mean, top = session.execute(sa.select(sa.func.avg(n), sa.func.max(n)).where(*where)).one()
-    ranks = _nearest_ranks(session, sa.select(sa.literal("all").label("grp"), n.label("v")).where(*where))
+    ranks = _nearest_ranks(session, sa.select(sa.literal("attempts").label("grp"), n.label("v")).where(*where))
     p50, p95 = (ranks.get(("all", q)) for q in _PERCENTILES)
     return {
         "mean": round(float(mean), 2) if mean is not None else None,
@@ -134,9 +135,7 @@ def _time_to_final(session: Session, where: list[sa.ColumnElement[bool]]) -> dic
     final = sorted(values(FINAL_STATUSES))
     ended = [Submission.status.in_(final), Submission.finished_at.is_not(None), *where]
     seconds = _seconds_between(session, Submission.created_at, Submission.finished_at)
-    per_status = sa.select(Submission.status.label("grp"), seconds.label("v")).where(*ended)
-    overall = sa.select(sa.literal("all").label("grp"), seconds.label("v")).where(*ended)
-    ranks = _nearest_ranks(session, sa.union_all(per_status, overall))
+    ranks = _nearest_ranks(session, sa.select(Submission.status.label("grp"), seconds.label("v")).where(*ended))
     counts = dict(
         session.execute(sa.select(Submission.status, sa.func.count()).where(*ended).group_by(Submission.status)).all()
     )
@@ -158,28 +157,36 @@ def _seconds_between(session: Session, start: Any, end: Any) -> sa.ColumnElement
 
 
 def _nearest_ranks(session: Session, rows: sa.SelectBase) -> dict[tuple[str, int], Any]:
-    """The p50 and p95 of ``v`` per ``grp`` of ``rows``, by nearest rank, in the database.
+    """The p50 and p95 of ``v`` per ``grp`` of ``rows`` and over all of them (``"all"``), by nearest rank.
 
-    A window numbers each group's values in order; the row whose rank is ``ceil(q/100 * n)`` is the
-    percentile. Both dialects, no values sent over: ``percentile_disc`` is PostgreSQL's only.
+    Computed in the database, no values sent over: PostgreSQL's ``percentile_disc`` is the nearest rank (the
+    first value whose cumulative share reaches the fraction), one sort per group with ``ROLLUP`` for the
+    total; SQLite has no percentile function, so a window numbers each group's values instead.
     """
     source = rows.subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        fractions = sa.literal([q / 100 for q in _PERCENTILES], ARRAY(sa.Float()))
+        picked = sa.func.percentile_disc(fractions).within_group(source.c.v)
+        query = sa.select(sa.func.coalesce(source.c.grp, "all"), picked).group_by(sa.func.rollup(source.c.grp))
+        rolled = session.execute(query).all()  # no rows at all: an empty group has no percentile
+        return {(grp, q): value for grp, found in rolled for q, value in zip(_PERCENTILES, found or (), strict=False)}
+    both = sa.union_all(sa.select(source.c.grp, source.c.v), sa.select(sa.literal("all"), source.c.v)).subquery()
     numbered = sa.select(
-        source.c.grp,
-        source.c.v,
-        sa.func.row_number().over(partition_by=source.c.grp, order_by=source.c.v).label("rn"),
-        sa.func.count().over(partition_by=source.c.grp).label("n"),
+        both.c.grp,
+        both.c.v,
+        sa.func.row_number().over(partition_by=both.c.grp, order_by=both.c.v).label("rn"),
+        sa.func.count().over(partition_by=both.c.grp).label("n"),
     ).subquery()
     rn, n = numbered.c.rn, numbered.c.n
     # rn = ceil(q·n/100) in integers: the first rank whose share reaches q percent
     at_rank = {q: sa.and_(rn * 100 >= q * n, (rn - 1) * 100 < q * n) for q in _PERCENTILES}
-    picked = [sa.case((condition, True), else_=False).label(f"p{q}") for q, condition in at_rank.items()]
-    found: dict[tuple[str, int], Any] = {}
-    for row in session.execute(sa.select(numbered.c.grp, numbered.c.v, *picked).where(sa.or_(*at_rank.values()))):
+    picked_rows = [sa.case((condition, True), else_=False).label(f"p{q}") for q, condition in at_rank.items()]
+    ranks: dict[tuple[str, int], Any] = {}
+    for row in session.execute(sa.select(numbered.c.grp, numbered.c.v, *picked_rows).where(sa.or_(*at_rank.values()))):
         for q in _PERCENTILES:
             if row._mapping[f"p{q}"]:
-                found[(row.grp, q)] = row.v
-    return found
+                ranks[(row.grp, q)] = row.v
+    return ranks
 
 
 #: the percentiles ``applyq stats`` shows
