@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 # Every dependency pinned with its hashes (`make lock` regenerates both from pyproject.toml):
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
+# uv (pinned in the dev lock) installs the lock: seconds where pip takes minutes
+UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(DEV_LOCK))
 UV_COMPILE = $(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 
 .PHONY: help demo test lock audit chaos bench bench-memory bench-scale clean
@@ -16,13 +18,13 @@ help:  ## list targets
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# The lock is complete, so pip installs it without resolving; the project itself comes last, with --no-deps and
+# The lock is complete, so uv installs it without resolving; the project itself comes last, with --no-deps and
 # the locked setuptools; `pip check` then fails on a lock that no longer satisfies pyproject.toml (run `make lock`).
 $(STAMP): $(BIN)/python $(DEV_LOCK) pyproject.toml
-	@echo "Installing applyq's pinned dependencies ($(DEV_LOCK)) into $(VENV): a minute or two the first time, seconds after."
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(DEV_LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@echo "Installing applyq's pinned dependencies ($(DEV_LOCK)) into $(VENV) with uv: under a minute the first time (downloads), seconds after."
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r $(DEV_LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
