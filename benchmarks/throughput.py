@@ -88,13 +88,14 @@ class Figures:
     per_s: float
     cpu_ms_per_submission: float
     peak_rss_mb: float | None
-    #: successful requests the sandbox answered during the batch (a check: equals ``submissions``)
-    http_200: int
+    #: applications the sandbox created during the batch (a check: equals ``submissions``; reads such as Kombo's
+    #: pre-flight are not creations)
+    created: int
 
 
 def _figures(count: int, t0: datetime, t1: datetime, cpu_s: float, rss: float | None, url: str) -> Figures:
     seconds = (t1 - t0).total_seconds()
-    ok = int(sandbox_stats(url)["by_status"].get("200", 0))
+    ok = int(sandbox_stats(url)["created"])
     return Figures(count, round(seconds, 2), round(count / seconds, 1), round(cpu_s / count * 1000, 2), rss, ok)
 
 
