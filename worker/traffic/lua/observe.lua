@@ -16,8 +16,10 @@ local hold, hold_s = KEYS[2], tonumber(ARGV[19])
 if signal == 'key_rate_limited' then
   -- the whole API key is over its rate: cool every limit key of it (the gate reads KEYS[3]), then learn
   -- from the answer here as from any 429
+  -- only the first 429 after the key's cooldown ran out starts one: the 429s of requests already in flight
+  -- belong to the same episode and must not push it on (each integration's own cooldown handles them)
   local untill = now + (retry_after > 0 and retry_after or 1)
-  if untill > tonumber(redis.call('GET', KEYS[3]) or '0') then
+  if tonumber(redis.call('GET', KEYS[3]) or '0') <= now then
     redis.call('SET', KEYS[3], tostring(untill), 'EX', math.ceil(untill - now) + 60)
   end
   signal = 'rate_limited'
