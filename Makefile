@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 # Every dependency pinned with its hashes (`make lock` regenerates both from pyproject.toml):
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
-# uv (pinned in the dev lock) installs the lock: seconds where pip takes minutes
+# uv (pinned in the dev lock) installs the lock: seconds where pip takes minutes. --compile-bytecode: with
+# PYTHONDONTWRITEBYTECODE set (as on CI machines) every applyq process would otherwise compile its imports anew
 UV_VERSION := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(DEV_LOCK))
 UV_COMPILE = $(BIN)/python -m uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes --quiet
 
@@ -23,7 +24,7 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python $(DEV_LOCK) pyproject.toml
 	@echo "Installing applyq's pinned dependencies ($(DEV_LOCK)) into $(VENV) with uv: under a minute the first time (downloads), seconds after."
 	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r $(DEV_LOCK)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps --require-hashes -r $(DEV_LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
 	touch $(STAMP)

@@ -38,7 +38,7 @@ def test_the_fill_goes_through_the_triggers_so_the_tallies_count_every_row(scrat
 @pytest.mark.timeout(600)
 def test_the_scale_benchmark_runs_on_a_small_history() -> None:
     try:
-        result = run_scale(2000, repeat=1, enqueue_calls=30)
+        result = run_scale(300, repeat=1, enqueue_calls=10)
     except sa.exc.OperationalError as exc:
         require_service("PostgreSQL", str(exc).splitlines()[0])
     assert [row.name for row in result["rows"]] == list(TARGETS)
