@@ -209,13 +209,13 @@ class RedisLimiter:
     def snapshot(self) -> list[dict[str, Any]]:
         """Per-key state for operators: rate, cooldown, breaker, in flight."""
         now = self._redis_now()
-        keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat")})
+        keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat", count=1000)})
         return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys] + self._key_cooldowns(now)
 
     def _key_cooldowns(self, now: float) -> list[dict[str, Any]]:
         """A row per API key cooling down as a whole (``Signal.KEY_RATE_LIMITED``)."""
         rows = []
-        for name in sorted(self._client.scan_iter("applyq:keycool:*")):
+        for name in sorted(self._client.scan_iter("applyq:keycool:*", count=1000)):
             until = float(self._client.get(name) or 0)
             if until > now:
                 rows.append({"key": name.decode().removeprefix("applyq:keycool:"), "adaptive_rate_per_s": None,
@@ -227,7 +227,7 @@ class RedisLimiter:
         """Every held provider key: how long until its next probe."""
         now = self._redis_now()
         out = []
-        for name in self._client.scan_iter("applyq:hold:*"):
+        for name in self._client.scan_iter("applyq:hold:*", count=1000):
             text = name.decode()
             if text.endswith(":probe"):
                 continue
