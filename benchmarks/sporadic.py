@@ -3,7 +3,7 @@
     python -m benchmarks.sporadic [--submissions 600] [--integrations 10] [--every 6] [--latency-ms 100]
 
 The sandbox enforces no rate; every ``--every``-th application (1 in 6 by default) is answered one 429 with
-``Retry-After: 1`` (the sandbox's ``ratelimit--`` scenario: a relayed ATS limit, a neighbour on the same
+``Retry-After: 1`` (the sandbox's ``remoteratelimit--`` scenario: a relayed ATS limit, a neighbour on the same
 integration) and then succeeds. applyq runs on its defaults (Kombo's adaptive rate). Such 429s should cost
 the cooldowns they ask for, not a collapse of the learned rate: the run prints both drain times, their ratio
 (the target is at most 2x) and the adaptive rates applyq holds at the end.
@@ -72,8 +72,14 @@ def items(load: Load, every: int, run: str) -> list[dict[str, Any]]:
 
 
 def _scenario(index: int, every: int) -> str:
-    """The sandbox scenario of an integration's ``index``-th application: one 429, or none."""
-    return "ratelimit" if every and index % every == every - 1 else "ok"
+    """The sandbox scenario of an integration's ``index``-th application: one 429, or none.
+
+    The 429 is the ATS's limit relayed (Kombo ``REMOTE.RATE_LIMIT_EXCEEDED``): sporadic 429s are an
+    integration's (a relayed ATS limit, a neighbour on the same integration). Kombo's own
+    ``PLATFORM.RATE_LIMIT_EXCEEDED`` says the whole API key is over its rate and rightly cools every
+    integration of it, which no amount of learning can make cheap.
+    """
+    return "remoteratelimit" if every and index % every == every - 1 else "ok"
 
 
 def run_case(load: Load, every: int, url: str, workdir: Path) -> Drain:

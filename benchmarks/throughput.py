@@ -91,12 +91,23 @@ class Figures:
     #: applications the sandbox created during the batch (a check: equals ``submissions``; reads such as Kombo's
     #: pre-flight are not creations)
     created: int
+    #: applyq only: turns its limits put back in the database instead of sending (``submission deferred`` lines)
+    deferrals: int | None = None
 
 
-def _figures(count: int, t0: datetime, t1: datetime, cpu_s: float, rss: float | None, url: str) -> Figures:
+def _figures(
+    count: int, t0: datetime, t1: datetime, cpu_s: float, rss: float | None, url: str, deferrals: int | None = None
+) -> Figures:
     seconds = (t1 - t0).total_seconds()
     ok = int(sandbox_stats(url)["created"])
-    return Figures(count, round(seconds, 2), round(count / seconds, 1), round(cpu_s / count * 1000, 2), rss, ok)
+    per_s, cpu_ms = round(count / seconds, 1), round(cpu_s / count * 1000, 2)
+    return Figures(count, round(seconds, 2), per_s, cpu_ms, rss, ok, deferrals)
+
+
+def _deferrals(log: Path) -> int:
+    """How many ``submission deferred`` lines the worker's log holds so far."""
+    with log.open("rb") as handle:
+        return sum(line.count(b'"submission deferred"') for line in handle)
 
 
 def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
@@ -119,13 +130,15 @@ def run_applyq(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figure
             "APPLYQ_RATE_LIMITS": json.dumps({"kombo:*": "10000/s"}), "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads),
             **cfg.applyq_env,
         }  # fmt: skip
-        worker = spawn(["worker", "--hostname", f"bench-{tag}@%h"], env, workdir / "applyq-worker.log")
+        log = workdir / f"applyq-worker-{tag}.log"
+        worker = spawn(["worker", "--hostname", f"bench-{tag}@%h"], env, log)
         engine = create_engine(url, pool_size=2)
         publisher = CeleryPublisher(create_celery(settings, REDIS_URL))
         try:
             stage = partial(_applyq_stage, create_session_factory(engine), publisher)
             done = partial(_applyq_final, engine)
-            return _measure(cfg, sandbox_url, tag, worker.popen.pid, stage, done, lambda: _applyq_last(engine))
+            last = lambda: _applyq_last(engine)  # noqa: E731
+            return _measure(cfg, sandbox_url, tag, worker.popen.pid, stage, done, last, partial(_deferrals, log))
         finally:
             worker.stop()
             engine.dispose()
@@ -251,6 +264,7 @@ def _measure(
     stage: Callable[[list[dict[str, Any]]], Go],
     done: Callable[[str], int],
     last: Callable[[], datetime],
+    deferrals: Callable[[], int] | None = None,
 ) -> Figures:
     """Warm up, then stage and publish the batch and wait for it: figures from the publish on."""
     stage(kombo_items(cfg.warmup, f"warm-{tag}", integrations=cfg.integrations))()
@@ -258,12 +272,14 @@ def _measure(
     reset_sandbox(sandbox_url)
     items = kombo_items(cfg.submissions, tag, integrations=cfg.integrations)
     go = stage(items)
+    deferred0 = deferrals() if deferrals else 0
     with PeakRss(pid) as rss:
         cpu0 = cpu_seconds(pid)
         started = go()
         wait_until(lambda: done(f"bench-{tag}-") >= len(items), cfg.timeout_s, "batch", every_s=0.25)
         cpu_s = cpu_seconds(pid) - cpu0
-    return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url)
+    deferred = deferrals() - deferred0 if deferrals else None
+    return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url, deferred)
 
 
 RUNNERS: dict[str, Callable[[ThroughputConfig, str, Path], Figures]] = {
@@ -288,11 +304,21 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=3000)
     parser.add_argument("--latency-ms", type=float, default=100.0)
     parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--integrations", type=int, default=30)
+    parser.add_argument("--defaults", action="store_true", help="applyq on its default limits (no APPLYQ_RATE_LIMITS)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     contenders = tuple(args.contenders.split(","))
-    cfg = ThroughputConfig(args.submissions, args.latency_ms, args.threads, contenders=contenders)
+    env = {"APPLYQ_RATE_LIMITS": "{}"} if args.defaults else {}
+    cfg = ThroughputConfig(
+        args.submissions,
+        args.latency_ms,
+        args.threads,
+        integrations=args.integrations,
+        contenders=contenders,
+        applyq_env=env,
+    )
     workdir = Path(tempfile.mkdtemp(prefix="applyq-bench-"))
     with sandbox(workdir, cfg.latency_ms) as url:
         results = run_throughput(cfg, url, workdir)

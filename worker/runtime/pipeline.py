@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,10 +28,12 @@ from worker.privacy import candidate_values, scrub
 from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
+from worker.runtime.fairpool import FairPool
 from worker.schemas import SubmissionIn
 from worker.states import FINAL_STATUSES, Decision, Provider
 from worker.traffic.limiter import Gate, Hints, Signal, Wait
 from worker.traffic.signals import Traffic, hints_for, signal_for
+from worker.traffic.slots import SlotWaits
 from worker.webhooks.events import record_outcomes
 
 __all__ = ["Outcome", "Runtime", "process_batch", "process_submission"]
@@ -52,8 +54,11 @@ class Runtime:
     #: shared rate/concurrency limits, cooldowns and circuit breakers (unlimited by default)
     traffic: Traffic = field(default_factory=Traffic)
     sleep: Callable[[float], None] = time.sleep
-    #: the turns' threads (``worker_concurrency`` of them) and their grouped claims and recordings
-    pool: ThreadPoolExecutor = field(init=False)
+    #: turns waiting in their thread for a concurrency slot of their limit key
+    slots: SlotWaits = field(default_factory=SlotWaits)
+    #: the turns' threads (``worker_concurrency`` of them, shared round-robin across limit keys) and their
+    #: grouped claims and recordings
+    pool: FairPool = field(init=False)
     claims: Coalescer[str, Claim | None] = field(init=False)
     records: Coalescer[Finished, bool] = field(init=False)
     #: each provider's lease: its timeout plus the margin
@@ -61,7 +66,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.leases = {provider: self.settings.lease_for(provider) for provider in Provider}
-        self.pool = ThreadPoolExecutor(self.settings.worker_concurrency, thread_name_prefix="applyq-attempt")
+        self.pool = FairPool(self.settings.worker_concurrency, "applyq-attempt")
         self.claims = Coalescer(self.claim_each, "claim")
         self.records = Coalescer(self.finish_all, "record")
 
@@ -110,15 +115,19 @@ def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
 def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outcome]:
     """Run one attempt of each submission that is due, free and within its provider's limits.
 
-    A stale or duplicate id does nothing; a submission its integration's limits hold back is deferred in
-    the database without an attempt, so waiting never occupies a worker. The outcomes follow the ids'
-    order; an unexpected error is raised once the batch's other turns are over.
+    A stale or duplicate id does nothing. A submission its integration's limits hold back waits in its
+    thread when a slot is near (a concurrency slot, a rate slot within ``max_inline_wait_s``) and is deferred
+    in the database without an attempt when it is not, so a long wait never occupies a worker. The turns
+    share the threads round-robin across limit keys. The outcomes follow the ids' order; an unexpected error
+    is raised once the batch's other turns are over.
     """
     runtime.heartbeat()
     with runtime.sessions() as session:
         dues = peek_due(session, submission_ids)
     due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
-    turns = {sid: runtime.pool.submit(take_turn, runtime, sid, dues[sid]) for sid in due_ids}
+    turns = {
+        sid: runtime.pool.submit(_key_of(runtime, dues[sid]), take_turn, runtime, sid, dues[sid]) for sid in due_ids
+    }
     wait(turns.values())
     errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
     if errors:
@@ -126,16 +135,24 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     return [turns[sid].result() if sid in turns else _SKIPPED for sid in submission_ids]
 
 
+def _key_of(runtime: Runtime, due: Due) -> str:
+    return runtime.traffic.key(Provider(due.provider), due.integration_id)
+
+
 def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
     """One submission's attempt, in a pool thread: limits first, then claim, call, decide, record."""
     provider = Provider(due.provider)
-    key = runtime.traffic.key(provider, due.integration_id)
+    key = _key_of(runtime, due)
     hold_key = runtime.traffic.hold_key(provider)
     spec = runtime.traffic.spec(key)
-    gate = runtime.traffic.limiter.gate(key, spec, submission_id, hold_key)
+    limiter = runtime.traffic.limiter
+    gate = limiter.gate(key, spec, submission_id, hold_key)
+    if gate.verdict is Wait.CONCURRENCY:  # a slot frees when a request in flight is answered: wait for it here
+        ask = lambda: limiter.gate(key, spec, submission_id, hold_key)  # noqa: E731
+        gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s)
     if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
         runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
-        gate = runtime.traffic.limiter.gate(key, spec, submission_id, hold_key)
+        gate = limiter.gate(key, spec, submission_id, hold_key)
     if not gate.go:
         return _defer(runtime, submission_id, key, gate)
     signal, hints = Signal.NOT_SENT, Hints()
@@ -148,7 +165,8 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
             log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
         return outcome
     finally:
-        runtime.traffic.limiter.observe(key, spec, gate, signal, hints, hold_key)
+        limiter.observe(key, spec, gate, signal, hints, hold_key)
+        runtime.slots.freed(key)
 
 
 def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None, str | None]:
@@ -199,7 +217,7 @@ def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcom
     jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(0.2, gate.wait_s)
     with runtime.sessions() as session:
         deferred = defer(session, submission_id, gate.wait_s + jitter)
-    if deferred and gate.verdict is not Wait.RESERVED:
+    if deferred:  # one line per deferral: each costs a database write and a message, so operators count them
         extra = {"submission_id": submission_id, "limit_key": key, "wait": gate.verdict.value}
         log.info("submission deferred", extra={**extra, "delay_s": round(gate.wait_s, 3)})
     return Outcome("deferred", gate.verdict.value)

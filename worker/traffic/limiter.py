@@ -128,9 +128,12 @@ class Unlimited:
 class AdaptiveParams:
     """Tuning of the adaptive rate and the circuit breaker."""
 
-    #: optimistic on purpose: reservations made at a pace that is too fast are voided by the first 429
-    #: (which bumps the generation); reservations made too slowly could only be honoured, never sped up
-    initial_rate: float = 50.0
+    #: as fast as ever allowed, on purpose: before the first 429 there is no rate to go by (Kombo publishes
+    #: none, vendor-facts.md), the concurrency cap bounds the pressure (Kombo's 30 in flight per
+    #: integration), and reservations made at a pace that is too fast are voided by the first 429 (which
+    #: bumps the generation) while reservations made too slowly could only be honoured, never sped up: a
+    #: burst on one integration reserved a minute ahead at a guessed 50/s
+    initial_rate: float = 500.0
     min_rate: float = 1.0
     max_rate: float = 500.0
     #: a reservation this close is not worth a deferral: send now

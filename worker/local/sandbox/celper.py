@@ -7,7 +7,7 @@ every answer ``X-Request-Id``, ``X-API-Version`` and ``X-RateLimit-Limit/Remaini
 time; the 60-second window of ``SandboxConfig.celper_rate_limit`` requests is counted, never enforced).
 Scenarios map to Celper's codes:
 
-* ``ratelimit``, ``concurrency`` 429 ``RATE_LIMITED`` + ``Retry-After``;
+* ``ratelimit``, ``remoteratelimit``, ``concurrency`` 429 ``RATE_LIMITED`` + ``Retry-After``;
 * ``unavailable``, ``hang``, ``nullcode``, ``syncpending`` and ``timedout`` (after creating) 500 ``INTERNAL_ERROR``;
 * ``badinput`` and an ``invalid.example`` email 400 ``VALIDATION_ERROR``; ``closed`` 404 ``NOT_FOUND``;
 * ``applied`` (or a second import) 409 ``DUPLICATE_CANDIDATE``; ``permission`` 403 ``SCOPE_INSUFFICIENT``;
@@ -75,6 +75,7 @@ _INTERNAL = _Error(500, "INTERNAL_ERROR", "An unexpected error occurred. Please 
 _ERRORS: dict[Outcome, _Error] = {
     Outcome.RATE_LIMITED: _Error(429, "RATE_LIMITED", "Rate limit exceeded for the writes category."),
     Outcome.CONCURRENCY_LIMITED: _Error(429, "RATE_LIMITED", "Rate limit exceeded for the writes category."),
+    Outcome.REMOTE_RATE_LIMITED: _Error(429, "RATE_LIMITED", "Rate limit exceeded for the writes category."),
     Outcome.UNAVAILABLE: _INTERNAL,
     Outcome.NULL_CODE: _INTERNAL,
     Outcome.SYNC_PENDING: _INTERNAL,

@@ -60,6 +60,14 @@ _ERRORS: dict[Outcome, _Error] = {
         "You have hit Kombo's rate limit. Please try again later.",
         "Too many requests for integration {s.integration_id}. Please slow down and retry later.",
     ),
+    # Kombo lists REMOTE.RATE_LIMIT_EXCEEDED as "safe to retry" (error FAQ, reference/kombo.md §2) but names no
+    # status for it: 429 is our reading, as for Kombo's own limit
+    Outcome.REMOTE_RATE_LIMITED: _Error(
+        429,
+        "REMOTE.RATE_LIMIT_EXCEEDED",
+        "The remote system's rate limit was hit.",
+        'The API of "Sandbox ATS" rate limited the request for integration {s.integration_id}. Please try again later.',
+    ),
     Outcome.CONCURRENCY_LIMITED: _Error(
         429,
         "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED",
@@ -265,7 +273,7 @@ class KomboProvider:
         if outcome is Outcome.TRUNCATED_BODY:
             return Reply(500, _TRUNCATED, _JSON, _concurrency_headers(exchange))
         extra: dict[str, str] = {}
-        if outcome is Outcome.RATE_LIMITED:
+        if outcome in (Outcome.RATE_LIMITED, Outcome.REMOTE_RATE_LIMITED):
             extra["Retry-After"] = str(self._retry_after_s)
         if outcome is Outcome.CONCURRENCY_LIMITED:
             extra["Concurrency-Remaining"] = "0"

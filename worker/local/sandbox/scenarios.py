@@ -27,6 +27,9 @@ class Outcome(StrEnum):
 
     CREATED = "created"
     RATE_LIMITED = "rate_limited"
+    #: the ATS behind the provider said 429 and the provider relays it (Kombo ``REMOTE.RATE_LIMIT_EXCEEDED``):
+    #: the integration's limit, not the API key's
+    REMOTE_RATE_LIMITED = "remote_rate_limited"
     CONCURRENCY_LIMITED = "concurrency_limited"
     UNAVAILABLE = "unavailable"
     GATEWAY_HTML = "gateway_html"
@@ -59,6 +62,7 @@ _SUCCESS = Behaviour(Outcome.CREATED, creates=True)
 #: Scenarios that misbehave once by default, then succeed.
 _TRANSIENT: dict[str, Behaviour] = {
     "ratelimit": Behaviour(Outcome.RATE_LIMITED),
+    "remoteratelimit": Behaviour(Outcome.REMOTE_RATE_LIMITED),
     "concurrency": Behaviour(Outcome.CONCURRENCY_LIMITED),
     "unavailable": Behaviour(Outcome.UNAVAILABLE),
     "lb503x": Behaviour(Outcome.GATEWAY_HTML),

@@ -5,7 +5,7 @@ Answers follow StackOne's OpenAPI document (ATS, 2025-12-03): 201 with ``CreateR
 ``provider_errors[]`` (the ATS's own status and body). StackOne has no fine codes, so each scenario answers
 with the status StackOne documents for it:
 
-* ``ratelimit`` 429 + ``Retry-After``; ``concurrency`` the same, relaying the ATS's own 429;
+* ``ratelimit`` 429 + ``Retry-After``; ``remoteratelimit`` and ``concurrency`` the same, relaying the ATS's 429;
 * ``unavailable``, ``hang``, ``syncpending`` 502 relaying the ATS's 503 (StackOne has no setup-sync state);
   ``nullcode`` a bare 502; ``timedout`` 408 + ``Retry-After`` after the application was created;
 * ``badinput`` 400, ``closed`` 400 relaying the ATS's 422, an ``invalid.example`` email 422;
@@ -63,6 +63,9 @@ _ERRORS: dict[Outcome, _Error] = {
     Outcome.RATE_LIMITED: _Error(429, "Too many requests.", retry_after=True),
     Outcome.CONCURRENCY_LIMITED: _Error(
         429, "Too many requests.", None, 429, "Too many concurrent requests.", retry_after=True
+    ),
+    Outcome.REMOTE_RATE_LIMITED: _Error(
+        429, "Too many requests.", None, 429, "Too many requests to the ATS.", retry_after=True
     ),
     Outcome.UNAVAILABLE: _ATS_UNAVAILABLE,
     Outcome.SYNC_PENDING: _ATS_UNAVAILABLE,

@@ -1,0 +1,41 @@
+"""The turn pool: round-robin across keys, so a quiet key's turn does not queue behind a busy key's burst."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from worker.runtime.fairpool import FairPool
+
+
+def test_a_quiet_keys_turn_runs_before_a_busy_keys_backlog() -> None:
+    pool = FairPool(1, "test")
+    gate = threading.Event()
+    order: list[str] = []
+    first = pool.submit("busy", gate.wait)  # holds the only thread
+    busy = [pool.submit("busy", order.append, f"busy-{n}") for n in range(5)]
+    quiet = pool.submit("quiet", order.append, "quiet")
+    gate.set()
+    for future in [first, *busy, quiet]:
+        future.result(timeout=5)
+    assert order[:2] == ["busy-0", "quiet"]  # the next thread to free went to the other key
+    assert order[2:] == ["busy-1", "busy-2", "busy-3", "busy-4"]  # a key's own turns keep their order
+
+
+def test_results_and_errors_reach_the_futures() -> None:
+    pool = FairPool(2, "test")
+
+    def fail() -> None:
+        raise ValueError("boom")
+
+    assert pool.submit("k", lambda x: x * 2, 21).result(timeout=5) == 42
+    with pytest.raises(ValueError, match="boom"):
+        pool.submit("k", fail).result(timeout=5)
+
+
+def test_threads_start_only_as_work_needs_them() -> None:
+    pool = FairPool(8, "test")
+    for _ in range(20):
+        pool.submit("k", lambda: None).result(timeout=5)  # one at a time: one thread is enough
+    assert len(pool._threads) == 1
