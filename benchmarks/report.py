@@ -14,6 +14,8 @@ def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> s
     lines = [_row("", ["applyq", "naive Celery", "no-queue limit", "applyq last run"])]
     if "throughput" in figures:
         lines += _throughput(figures["throughput"], last.get("throughput"))
+    if "one_integration" in figures:
+        lines += _one_integration(figures["one_integration"])
     if "latency" in figures:
         lines += _latency(figures["latency"], last.get("latency"))
     if "memory" in figures:
@@ -48,6 +50,21 @@ def _throughput(t: dict[str, Any], last: dict[str, Any] | None) -> list[str]:
         row("CPU per submission, ms (worker process)", "cpu_ms_per_submission"),
         row("peak RSS, MB (worker process)", "peak_rss_mb"),
     ]
+
+
+def _one_integration(one: dict[str, Any]) -> list[str]:
+    title = (
+        f"One integration taking a burst: {one['submissions']:,} Kombo submissions, applyq on its defaults "
+        f"(adaptive rate, Concurrency-Limit 30), sandbox {one['latency_ms']:g} ms (median of {one['rounds']})"
+    )
+    header = ["applyq /s", "naive /s", "no-queue /s", "x naive x limit deferred"]
+    lines = [title, _row("  (limit: min(no-queue, the 300/s that 30 in flight allow))", header)]
+    for case in one["cases"]:
+        med = case["median"]
+        cells = [_fmt(med[name]["per_s"]) for name in ("applyq", "naive", "noqueue")]
+        ratios = f"{case['ratio_naive']:.2f}x {case['ratio_limit']:.2f}x {case['deferral_share']:.1%}"
+        lines.append(_row(f"  {case['label']}", [*cells, ratios]))
+    return lines
 
 
 def _latency(lat: dict[str, Any], last: dict[str, Any] | None) -> list[str]:

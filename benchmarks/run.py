@@ -6,6 +6,8 @@ Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) a
 (``APPLYQ_BENCH_REDIS_URL``, a database of its own, flushed by the memory benchmark) and the sandbox:
 
 * throughput, CPU per submission and peak RSS (``benchmarks/throughput.py``), the median of ``--rounds``;
+* one integration taking a burst on applyq's defaults (Kombo's adaptive rate and 30 in flight): 32 threads,
+  64 threads, two worker processes of 32 (``--one-rounds`` each, default 1);
 * enqueue latency (``benchmarks/latency.py``);
 * memory with many submissions scheduled for later (``benchmarks/memory.py``);
 * traffic control under a provider rate limit (``benchmarks/traffic.py``), when present;
@@ -36,7 +38,18 @@ from benchmarks.stack import sandbox
 from benchmarks.throughput import CONTENDERS, ThroughputConfig, run_throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ("throughput", "latency", "memory", "traffic", "sporadic")
+SUITES = ("throughput", "one_integration", "latency", "memory", "traffic", "sporadic")
+#: the one-integration cases: (label, threads per process, processes)
+ONE_INTEGRATION = (
+    ("defaults, 32 threads", 32, 1),
+    ("defaults, 64 threads", 64, 1),
+    ("defaults, 2 processes x 32", 32, 2),
+)
+
+
+def _cap_per_s(latency_ms: float) -> float:
+    """What Kombo's announced ``Concurrency-Limit`` (30) allows at the sandbox's latency: 300/s at 100 ms."""
+    return 30 / (latency_ms / 1000)
 
 
 def throughput_figures(cfg: ThroughputConfig, rounds: int, workdir: Path) -> dict[str, Any]:
@@ -53,6 +66,24 @@ def throughput_figures(cfg: ThroughputConfig, rounds: int, workdir: Path) -> dic
     }
     config = {"submissions": cfg.submissions, "latency_ms": cfg.latency_ms, "threads": cfg.threads, "rounds": rounds}
     return {"config": config, "median": median, "applyq_ratio": ratios, "rounds": runs}
+
+
+def one_integration_figures(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Each one-integration case with its baselines in the same run, and the acceptance ratios."""
+    cases = []
+    for label, threads, processes in ONE_INTEGRATION:
+        cfg = ThroughputConfig(args.submissions, args.latency_ms, threads, warmup=args.warmup, integrations=1,
+                               defaults=True, processes=processes)  # fmt: skip
+        figures = throughput_figures(cfg, args.one_rounds, workdir)
+        med = figures["median"]
+        limit = min(med["noqueue"]["per_s"], _cap_per_s(args.latency_ms))
+        cases.append({
+            "label": label, "threads": threads, "processes": processes, "median": med,
+            "ratio_naive": figures["applyq_ratio"].get("naive"),
+            "ratio_limit": round(med["applyq"]["per_s"] / limit, 2),
+            "deferral_share": round((med["applyq"]["deferrals"] or 0) / args.submissions, 3),
+        })  # fmt: skip
+    return {"submissions": args.submissions, "latency_ms": args.latency_ms, "rounds": args.one_rounds, "cases": cases}
 
 
 def _median(values: list[Any]) -> Any:
@@ -107,6 +138,8 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             args.submissions, args.latency_ms, args.threads, warmup=args.warmup, contenders=CONTENDERS
         )
         figures["throughput"] = throughput_figures(cfg, args.rounds, workdir)
+    if "one_integration" not in skip:
+        figures["one_integration"] = one_integration_figures(args, workdir)
     if "memory" not in skip:
         figures["memory"] = memory_figures(args.memory_count, args.memory_settle_s, workdir)
     if "traffic" not in skip:
@@ -146,6 +179,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--one-rounds", type=int, default=1, help="rounds of each one-integration case")
     parser.add_argument("--calls", type=int, default=1000, help="Python API enqueues to time")
     parser.add_argument("--cli-runs", type=int, default=20, help="'applyq submit --file' runs to time")
     parser.add_argument("--cli-batch", type=int, default=1000, help="lines in the bulk 'applyq submit --file'")

@@ -6,8 +6,9 @@ Every contender delivers the same Kombo submissions to the sandbox (each answers
 and records every attempt in PostgreSQL, each in a scratch database of its own:
 
 * **applyq**: ``applyq worker`` started as a user would (``APPLYQ_WORKER_CONCURRENCY`` = threads), with
-  traffic control on and ``APPLYQ_RATE_LIMITS={"kombo:*": "10000/s"}`` (the Kombo default is an adaptive
-  rate that starts at 10/s: this measures the queue, not the ramp-up);
+  traffic control on and ``APPLYQ_RATE_LIMITS={"kombo:*": "10000/s"}`` over 30 integrations (this measures
+  the queue), or with ``--defaults`` on Kombo's defaults (an adaptive rate, 30 in flight per integration:
+  with ``--integrations 1`` the case of one big employer's burst); ``--processes N`` starts N workers;
 * **naive Celery**: ``celery -A benchmarks.naive worker --pool threads -c THREADS`` (``acks_late``, Celery's
   default prefetch, ``--loglevel=WARNING``: quieter than applyq's one INFO line per attempt, a stricter baseline);
 * **no-queue limit**: a thread pool in this process doing the same HTTP call and database write, no broker.
@@ -77,6 +78,10 @@ class ThroughputConfig:
     contenders: tuple[str, ...] = CONTENDERS
     #: extra ``APPLYQ_*`` variables for the applyq worker (experiments)
     applyq_env: dict[str, str] = field(default_factory=dict)
+    #: applyq on its defaults: no ``APPLYQ_RATE_LIMITS`` (Kombo's adaptive rate and its 30 in flight)
+    defaults: bool = False
+    #: worker processes of ``threads`` threads each (applyq and the naive task alike)
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,13 @@ def _figures(
     return Figures(count, round(seconds, 2), per_s, cpu_ms, rss, ok, deferrals)
 
 
-def _deferrals(log: Path) -> int:
-    """How many ``submission deferred`` lines the worker's log holds so far."""
-    with log.open("rb") as handle:
-        return sum(line.count(b'"submission deferred"') for line in handle)
+def _deferrals(logs: list[Path]) -> int:
+    """How many ``submission deferred`` lines the workers' logs hold so far."""
+    total = 0
+    for log in logs:
+        with log.open("rb") as handle:
+            total += sum(line.count(b'"submission deferred"') for line in handle)
+    return total
 
 
 def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
@@ -127,20 +135,22 @@ def run_applyq(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figure
         env = {
             **os.environ, "APPLYQ_DATABASE_URL": url, "APPLYQ_BROKER_URL": REDIS_URL, "APPLYQ_QUEUE": settings.queue,
             "APPLYQ_KOMBO_BASE_URL": sandbox_url, "APPLYQ_KOMBO_API_KEY": KOMBO_KEY,
-            "APPLYQ_RATE_LIMITS": json.dumps({"kombo:*": "10000/s"}), "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads),
-            **cfg.applyq_env,
+            "APPLYQ_RATE_LIMITS": "{}" if cfg.defaults else json.dumps({"kombo:*": "10000/s"}),
+            "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads), **cfg.applyq_env,
         }  # fmt: skip
-        log = workdir / f"applyq-worker-{tag}.log"
-        worker = spawn(["worker", "--hostname", f"bench-{tag}@%h"], env, log)
+        logs = [workdir / f"applyq-worker-{tag}-{n}.log" for n in range(cfg.processes)]
+        workers = [spawn(["worker", "--hostname", f"bench-{tag}-{n}@%h"], env, log) for n, log in enumerate(logs)]
         engine = create_engine(url, pool_size=2)
         publisher = CeleryPublisher(create_celery(settings, REDIS_URL))
         try:
             stage = partial(_applyq_stage, create_session_factory(engine), publisher)
             done = partial(_applyq_final, engine)
             last = lambda: _applyq_last(engine)  # noqa: E731
-            return _measure(cfg, sandbox_url, tag, worker.popen.pid, stage, done, last, partial(_deferrals, log))
+            pids = [w.popen.pid for w in workers]
+            return _measure(cfg, sandbox_url, tag, pids, stage, done, last, partial(_deferrals, logs))
         finally:
-            worker.stop()
+            for worker in workers:
+                worker.stop()
             engine.dispose()
             redis.Redis.from_url(REDIS_URL).delete(settings.queue)
 
@@ -188,21 +198,27 @@ def run_naive(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures
         env = {**os.environ, "NAIVE_BROKER_URL": REDIS_URL, "NAIVE_QUEUE": queue, "NAIVE_DATABASE_URL": url,
                "NAIVE_KOMBO_URL": sandbox_url, "NAIVE_CONNECTIONS": str(cfg.threads)}  # fmt: skip
         with (workdir / "naive-worker.log").open("ab") as log:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--pool=threads",
-                 f"--concurrency={cfg.threads}", f"--queues={queue}", f"--hostname=naive-{tag}@%h",
-                 "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
-                env=env, stdout=log, stderr=log,
-            )  # fmt: skip
+            workers = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "benchmarks.naive", "worker", "--pool=threads",
+                     f"--concurrency={cfg.threads}", f"--queues={queue}", f"--hostname=naive-{tag}-{n}@%h",
+                     "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+                    env=env, stdout=log, stderr=log,
+                )
+                for n in range(cfg.processes)
+            ]  # fmt: skip
         engine = sa.create_engine(url, pool_size=1)
         try:
             naive.app.conf.broker_url = REDIS_URL
             stage = partial(_naive_stage, queue)
             done = partial(_naive_final, engine)
-            return _measure(cfg, sandbox_url, tag, worker.pid, stage, done, partial(_naive_last, engine))
+            pids = [w.pid for w in workers]
+            return _measure(cfg, sandbox_url, tag, pids, stage, done, partial(_naive_last, engine))
         finally:
-            worker.terminate()
-            worker.wait(timeout=60)
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(timeout=60)
             engine.dispose()
             redis.Redis.from_url(REDIS_URL).delete(queue)
 
@@ -240,7 +256,7 @@ def run_noqueue(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figur
         naive.create_tables(url)
         res = naive.build_resources(sandbox_url, url, connections=cfg.threads)
         try:
-            with ThreadPoolExecutor(cfg.threads, thread_name_prefix="noqueue") as pool:
+            with ThreadPoolExecutor(cfg.threads * cfg.processes, thread_name_prefix="noqueue") as pool:
                 list(pool.map(partial(naive.send_and_record, res), kombo_items(cfg.warmup, "warm-nq")))
                 reset_sandbox(sandbox_url)
                 items = kombo_items(cfg.submissions, uuid.uuid4().hex[:6], integrations=cfg.integrations)
@@ -260,7 +276,7 @@ def _measure(
     cfg: ThroughputConfig,
     sandbox_url: str,
     tag: str,
-    pid: int,
+    pids: list[int],
     stage: Callable[[list[dict[str, Any]]], Go],
     done: Callable[[str], int],
     last: Callable[[], datetime],
@@ -273,11 +289,11 @@ def _measure(
     items = kombo_items(cfg.submissions, tag, integrations=cfg.integrations)
     go = stage(items)
     deferred0 = deferrals() if deferrals else 0
-    with PeakRss(pid) as rss:
-        cpu0 = cpu_seconds(pid)
+    with PeakRss(pids[0]) as rss:  # (of the first process, when there are several)
+        cpu0 = sum(cpu_seconds(pid) for pid in pids)
         started = go()
         wait_until(lambda: done(f"bench-{tag}-") >= len(items), cfg.timeout_s, "batch", every_s=0.25)
-        cpu_s = cpu_seconds(pid) - cpu0
+        cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu0
     deferred = deferrals() - deferred0 if deferrals else None
     return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url, deferred)
 
@@ -306,18 +322,19 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--integrations", type=int, default=30)
     parser.add_argument("--defaults", action="store_true", help="applyq on its default limits (no APPLYQ_RATE_LIMITS)")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes of --threads threads each")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     contenders = tuple(args.contenders.split(","))
-    env = {"APPLYQ_RATE_LIMITS": "{}"} if args.defaults else {}
     cfg = ThroughputConfig(
         args.submissions,
         args.latency_ms,
         args.threads,
         integrations=args.integrations,
         contenders=contenders,
-        applyq_env=env,
+        defaults=args.defaults,
+        processes=args.processes,
     )
     workdir = Path(tempfile.mkdtemp(prefix="applyq-bench-"))
     with sandbox(workdir, cfg.latency_ms) as url:
