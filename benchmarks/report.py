@@ -57,12 +57,12 @@ def _one_integration(one: dict[str, Any]) -> list[str]:
         f"One integration taking a burst: {one['submissions']:,} Kombo submissions, applyq on its defaults "
         f"(adaptive rate, Concurrency-Limit 30), sandbox {one['latency_ms']:g} ms (median of {one['rounds']})"
     )
-    header = ["applyq /s", "naive /s", "no-queue /s", "x naive x limit deferred"]
+    header = ["applyq /s", "naive /s", "no-queue /s", " xnaive xlimit defer"]
     lines = [title, _row("  (limit: min(no-queue, the 300/s that 30 in flight allow))", header)]
     for case in one["cases"]:
         med = case["median"]
         cells = [_fmt(med[name]["per_s"]) for name in ("applyq", "naive", "noqueue")]
-        ratios = f"{case['ratio_naive']:.2f}x {case['ratio_limit']:.2f}x {case['deferral_share']:.1%}"
+        ratios = f"{case['ratio_naive']:.2f}x {case['ratio_limit']:.2f}x {case['deferral_share']:.0%}"
         lines.append(_row(f"  {case['label']}", [*cells, ratios]))
     return lines
 

@@ -1,9 +1,14 @@
-"""``applyq demo``: ~90 scripted applications to all three providers through a real worker process and the sandbox."""
+"""``applyq demo``: ~90 scripted applications to all three providers through a real worker process and the sandbox.
+
+One of them parks because the sandbox broke its integration, and resumes itself when the sandbox fixes it and
+sends Kombo's signed event to the demo's ``applyq api`` (``demo_resume.py``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import sys
 import time
 import uuid
@@ -20,6 +25,7 @@ from worker.config import EMBEDDED_BROKER, Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
 from worker.intake.enqueue import enqueue
+from worker.local.demo_resume import VendorFix
 from worker.local.processes import Proc, free_port, spawn, wait_http
 from worker.local.sandbox.config import SandboxConfig
 from worker.runtime.broker import release_embedded_redis, resolve_broker_url
@@ -47,6 +53,10 @@ class Scripted:
     #: integration of its own (like different employers): scripted 429s and outages then cool down or trip
     #: the circuit breaker of that one integration only, as a real outage of one ATS would.
     integration_id: str | None = None
+    #: The sandbox breaks this Kombo application's integration with this fault (its scenario, whatever the job
+    #: id) before it is submitted; once the application parks, the sandbox fixes the integration and says so in
+    #: a signed vendor event to the demo's ``applyq api``, which resumes it (``demo_resume.py``).
+    fault: str | None = None
 
     def integration(self, n: int, run_id: str) -> str | None:
         """The integration id the demo's ``n``-th application submits with.
@@ -61,7 +71,8 @@ class Scripted:
 
 S, P, T = Status.SUCCEEDED, Status.PARKED, Status.TERMINAL
 SCRIPT: tuple[Scripted, ...] = (
-    Scripted("ok", 14, S, reason="created"),
+    Scripted("ok", 13, S, reason="created"),
+    Scripted("ok", 1, S, reason="created", fault="permission"),
     Scripted("ratelimit1", 3, S, reason="created"),
     Scripted("ratelimit2", 2, S, reason="created"),
     Scripted("unavailable2", 4, S, reason="created"),
@@ -165,7 +176,7 @@ def build_submissions(run_id: str) -> list[tuple[Scripted, SubmissionIn]]:
 
 
 def run_demo(settings: Settings, *, timeout_s: float) -> int:
-    """Start sandbox and worker, submit, wait, print the outcomes; 0 if every one is as scripted."""
+    """Start sandbox, worker and API, submit, wait, print the outcomes; 0 if every one is as scripted."""
 
     console = Console(width=None if sys.stdout.isatty() else 130)
     console.print(f"[bold]applyq demo[/bold]  database={settings.database_url}  broker={settings.broker_url}")
@@ -173,25 +184,39 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
     broker_url = resolve_broker_url(settings)
     logs = settings.embedded_redis_dir.resolve()
     logs.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, api_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         **DEMO_ENV,
         "APPLYQ_BROKER_URL": broker_url,
-        "APPLYQ_KOMBO_BASE_URL": f"http://127.0.0.1:{port}",
-        "APPLYQ_STACKONE_BASE_URL": f"http://127.0.0.1:{port}",
-        "APPLYQ_CELPER_BASE_URL": f"http://127.0.0.1:{port}/v1",
+        "APPLYQ_KOMBO_BASE_URL": sandbox_url,
+        "APPLYQ_STACKONE_BASE_URL": sandbox_url,
+        "APPLYQ_CELPER_BASE_URL": f"{sandbox_url}/v1",
         "APPLYQ_DATABASE_URL": settings.database_url,
     }
-    sandbox_args = ["--port", str(port), "--hang-s", "3", "--celper-rate-limit", "1000"]
+    events_url = f"http://127.0.0.1:{api_port}/vendor-events/kombo"
+    sandbox_args = [
+        "--port",
+        str(port),
+        "--hang-s",
+        "3",
+        "--celper-rate-limit",
+        "1000",
+        "--kombo-events-url",
+        events_url,
+    ]
     procs: list[Proc] = [
         spawn(["sandbox", *sandbox_args], env, logs / "demo-sandbox.log"),
         spawn(["worker", "--hostname", f"demo-{port}@%h"], env, logs / "demo-worker.log"),
+        spawn(["api", "--port", str(api_port)], {**env, **_api_env()}, logs / "demo-api.log"),
     ]
     try:
-        wait_http(f"http://127.0.0.1:{port}/_sandbox/health")
+        wait_http(f"{sandbox_url}/_sandbox/health")
+        wait_http(f"http://127.0.0.1:{api_port}/openapi.json")
         run_id = uuid.uuid4().hex[:8]
         scripted = build_submissions(run_id)
+        fixes = _vendor_fixes(sandbox_url, scripted)
         sessions = create_session_factory(
             create_engine(settings.database_url, pool_size=2, pooler=settings.database_pooler)
         )
@@ -200,22 +225,56 @@ def run_demo(settings: Settings, *, timeout_s: float) -> int:
         stored = enqueue(sessions, publisher, [s for _, s in scripted], utcnow())
         ids = [s.submission.id for s in stored]
         console.print(f"submitted {len(ids)} applications (run {run_id}); worker log: {logs / 'demo-worker.log'}")
-        rows = _wait_final(console, sessions, ids, timeout_s)
+        rows = _wait_final(console, sessions, ids, fixes, timeout_s)
         elapsed = time.monotonic() - started
         ok = _report(console, [s for s, _ in scripted], rows, elapsed)
+        ok = all([fix.report(console, sessions, _row_of(fix, rows)) for fix in fixes]) and ok
     finally:
         for proc in reversed(procs):
             proc.stop()
-        stopped = "stopped the sandbox and the worker"
-        if settings.broker_url == EMBEDDED_BROKER:  # stops it unless another applyq process still uses it
-            released = release_embedded_redis(settings.embedded_redis_dir)
-            stopped += " and the embedded Redis" if released else "; the embedded Redis serves other applyq processes"
-        console.print(stopped + ".", highlight=False)
+        console.print(_stopped(settings), highlight=False)
     return 0 if ok else 1
 
 
-def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: float) -> list[Submission]:
+def _api_env() -> dict[str, str]:
+    """``applyq api`` receives the sandbox's Kombo events, signed with the sandbox's secret; its bearer token
+    (it refuses to start without one) is this run's own and is never used."""
+    return {
+        "APPLYQ_API_TOKENS": secrets.token_urlsafe(24),
+        "APPLYQ_KOMBO_WEBHOOK_SECRET": SandboxConfig.kombo_webhook_secret,
+        "APPLYQ_AUTO_RESUME": "true",
+    }
 
+
+def _vendor_fixes(sandbox_url: str, scripted: list[tuple[Scripted, SubmissionIn]]) -> list[VendorFix]:
+    """The integrations the sandbox breaks before the demo submits, each to be fixed by a vendor event."""
+    fixes = [
+        VendorFix(sandbox_url, str(submission.integration_id), script.fault)
+        for script, submission in scripted
+        if script.fault is not None
+    ]
+    for fix in fixes:
+        fix.break_integration()
+    return fixes
+
+
+def _row_of(fix: VendorFix, rows: list[Submission]) -> Submission:
+    return next(row for row in rows if row.integration_id == fix.integration_id)
+
+
+def _stopped(settings: Settings) -> str:
+    """What the demo stopped: its children, and the embedded Redis unless another applyq process uses it."""
+    if settings.broker_url != EMBEDDED_BROKER:
+        return "stopped the sandbox, the worker and the API."
+    if release_embedded_redis(settings.embedded_redis_dir):
+        return "stopped the sandbox, the worker, the API and the embedded Redis."
+    return "stopped the sandbox, the worker and the API; the embedded Redis serves other applyq processes."
+
+
+def _wait_final(
+    console: Console, sessions: object, ids: list[str], fixes: list[VendorFix], timeout_s: float
+) -> list[Submission]:
+    """Poll until every submission is final, none held by a vendor event just sent, or the time is up."""
     assert isinstance(sessions, sessionmaker)
     deadline = time.monotonic() + timeout_s
     final = set(values(FINAL_STATUSES))
@@ -226,7 +285,8 @@ def _wait_final(console: Console, sessions: object, ids: list[str], timeout_s: f
                 session.expunge_all()
             counts = Counter(r.status for r in rows)
             live.update(" · ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
-            if all(r.status in final for r in rows) or time.monotonic() > deadline:
+            held = [fix.holds(_row_of(fix, rows)) for fix in fixes]  # every fix looks, each poll
+            if (all(r.status in final for r in rows) and not any(held)) or time.monotonic() > deadline:
                 return rows
             time.sleep(0.25)
 
@@ -264,6 +324,8 @@ def _report(console: Console, scripts: list[Scripted], rows: list[Submission], e
 def _scenario_label(script: Scripted) -> str:
     ats, _, _ = (script.integration_id or "").rpartition(":")
     label = f"{ats}:{script.scenario}" if ats and script.provider is Provider.STACKONE else script.scenario
+    if script.fault is not None:
+        label = f"{script.fault} → vendor event"
     return label + ("@invalid.example" if script.email_domain != "example.com" else "")
 
 
