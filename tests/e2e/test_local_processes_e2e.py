@@ -6,7 +6,9 @@ wheel and SQLite: no service is needed, so these never skip.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -185,10 +187,22 @@ def test_each_long_running_command_says_where_it_listens_in_one_line_on_stdout(t
 
 
 @pytest.mark.timeout(600)
-def test_the_demo_leaves_nothing_running(tmp: Path) -> None:
+def test_the_demo_resumes_a_parked_submission_from_a_vendor_event_and_leaves_nothing_running(tmp: Path) -> None:
     env, state = local_env(tmp), tmp / ".applyq"
     demo = applyq(env, "demo", "--timeout-s", "240")
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    assert "stopped the sandbox and the worker and the embedded Redis." in demo.stdout
+    resumed = re.search(
+        r"^parked: INTEGRATION\.PERMISSION_MISSING → vendor event integration-state-changed \((\w+)\) → succeeded\n"
+        r"  requeued by vendor:kombo, no operator command: applyq show ([0-9a-f-]{36})$",
+        demo.stdout,
+        re.MULTILINE,
+    )
+    assert resumed is not None, demo.stdout
+    shown = applyq(env, "show", resumed[2], "--json")
+    assert shown.returncode == 0, shown.stderr
+    audit = json.loads(shown.stdout)["audit"]
+    assert [(a["actor"], a["action"]) for a in audit] == [("vendor:kombo", "requeue")]
+    assert resumed[1] in audit[0]["note"]
+    assert "stopped the sandbox, the worker, the API and the embedded Redis." in demo.stdout
     assert no_redis_left(state)
     assert registered(state) == []
