@@ -325,7 +325,7 @@ def _scenario_label(script: Scripted) -> str:
     ats, _, _ = (script.integration_id or "").rpartition(":")
     label = f"{ats}:{script.scenario}" if ats and script.provider is Provider.STACKONE else script.scenario
     if script.fault is not None:
-        label = f"{script.fault} → vendor event"
+        label = f"{script.fault}→event"
     return label + ("@invalid.example" if script.email_domain != "example.com" else "")
 
 
