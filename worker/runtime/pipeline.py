@@ -147,7 +147,7 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
     spec = runtime.traffic.spec(key)
     limiter = runtime.traffic.limiter
     gate = limiter.gate(key, spec, submission_id, hold_key)
-    if gate.verdict is Wait.CONCURRENCY:  # a slot frees when a request in flight is answered: wait for it here
+    if gate.verdict in (Wait.CONCURRENCY, Wait.PACING):  # a slot frees when a request in flight is answered
         ask = lambda: limiter.gate(key, spec, submission_id, hold_key)  # noqa: E731
         gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s)
     if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:

@@ -6,15 +6,18 @@ worker slot): for a rate limit it gets a reserved slot in the future, so a backl
 of stampeding back; a 429 bumps the key's generation, voiding reservations made at the old pace, and the
 submissions that ask during its cooldown get their turns after it, at the rate.
 
-An adaptive key (no configured rate) learns its rate from 429s. It starts optimistic and measures the
+An adaptive key (no configured rate) learns its rate from 429s. Until the first, it grows with what gets
+through (slow start) and reserves nothing: a turn over the guessed pace waits in the worker (``PACING``).
+It measures the
 provider's pace at each 429, taking the provider for a token bucket that holds about a Retry-After's worth:
 the bucket is empty at a 429, full again a Retry-After later (or full when a backlog began to press), so
 what got through between two such moments, over the time between them less the time the bucket spent full
 because our sends lagged behind, is its rate. The rate is set a little above that, and grows slowly while
 a backlog presses and no 429 comes (faster the longer none comes). The 429s of requests already on their
 way when the first one was answered belong to the same episode and teach nothing more; nor does a 429 that
-comes when the provider was not pressed (less than half the rate accepted in the second before it, counting
-no time a cooldown held the sends back): sporadic 429s cost their cooldowns, not the rate.
+comes when the provider was not pressed (less than half the rate tried in the second before it and a slot
+in flight free, counting no time a cooldown held the sends back). Such a 429 that is also rare (under a
+third of the last second's answers) is isolated: it costs its own request's Retry-After and nothing more.
 
 Time is Redis's: each script reads ``TIME`` itself, so cooldowns, reservations, rate windows, in-flight
 leases and holds are stamped and compared on one clock, whichever worker asks and however its own clock
@@ -23,7 +26,8 @@ runs. A wait the gate answers is a duration; the database turns it into a due ti
 Keys (``applyq:lim:{key}:…``): ``tat`` (theoretical arrival time), ``gen``, ``rate`` (adaptive), ``cool``
 (cooldown until), ``inflight`` (zset token → lease expiry), ``cap`` (learned concurrency), ``brk`` (hash:
 fails, open_until, open_s), ``probe``, ``send`` (send pacing), ``res:{submission}``; adaptive only:
-``sent`` (zset of the last minute's sends, less those answered 429), ``ep`` (hash: the running measure of
+``sent`` (zset of the last minute's sends, less those answered 429), ``r429`` (the last second's 429s),
+``paced`` (when a turn last waited for the slow start), ``ep`` (hash: the running measure of
 the provider's pace, since the last 429 or since a backlog began to press) and ``learned``.
 """
 
@@ -59,6 +63,9 @@ class Wait(StrEnum):
     HELD = "held"
     #: the in-flight cap is reached
     CONCURRENCY = "concurrency"
+    #: slow start: the adaptive rate has learnt no limit yet and grows with what gets through; the turn
+    #: waits in the worker without a reservation (``worker/traffic/slots.py``)
+    PACING = "pacing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +135,10 @@ class Unlimited:
 class AdaptiveParams:
     """Tuning of the adaptive rate and the circuit breaker."""
 
-    #: as fast as ever allowed, on purpose: before the first 429 there is no rate to go by (Kombo publishes
-    #: none, vendor-facts.md), the concurrency cap bounds the pressure (Kombo's 30 in flight per
-    #: integration), and reservations made at a pace that is too fast are voided by the first 429 (which
-    #: bumps the generation) while reservations made too slowly could only be honoured, never sped up: a
-    #: burst on one integration reserved a minute ahead at a guessed 50/s
-    initial_rate: float = 500.0
+    #: the pace of the slow start: until a 429 teaches the provider's limit, the rate is a guess that grows
+    #: with what gets through, so turns over it wait in the worker (``Wait.PACING``) and reserve nothing (a
+    #: burst on one integration reserved a minute ahead at a guessed 50/s would be honoured at that pace)
+    initial_rate: float = 50.0
     min_rate: float = 1.0
     max_rate: float = 500.0
     #: a reservation this close is not worth a deferral: send now
@@ -195,7 +200,8 @@ class RedisLimiter:
                   hints.retry_after_s if hints.retry_after_s is not None else -1,
                   hints.exhausted_until or 0, hints.concurrency_limit or 0,
                   p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
-                  _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s],
+                  _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s,
+                  spec.concurrency or 0],
         )  # fmt: skip
 
     def _now(self) -> float | str:

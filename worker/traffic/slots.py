@@ -1,4 +1,4 @@
-"""Waiting for a limit key's concurrency slot in the worker, without the database.
+"""Waiting for a limit key's concurrency slot (or its slow start's pace) in the worker, without the database.
 
 When a key's in-flight cap is reached (Kombo announces ``Concurrency-Limit: 30`` per integration), a slot
 frees as soon as one of the requests in flight is answered: usually within the provider's latency. Deferring
@@ -6,9 +6,15 @@ such a turn through the database (a write, a dispatcher pass, a message, a peek)
 and a burst for one integration turned into thousands of deferrals. So the turn waits in its thread, holding
 no database connection, and asks the gate again when a slot is likely free:
 
-* a request of this process to that key is answered (``freed``): the longest waiter is woken;
+* a request of this process to that key is answered (``freed``): the longest waiter is woken, and a waiter
+  that gets through wakes the next (there may be room for more: the slow start's rate grew, several
+  slots freed), so the sends are not clocked by the answers alone;
 * every ``poll_s`` the longest waiter asks anyway, for slots freed by other worker processes or by leases
   that ran out (the others wait behind it, without asking Redis).
+
+The same goes for a key in slow start (``Wait.PACING``): its adaptive rate has learnt no limit yet and
+grows with every success, so the turn asks again when one of ours is answered instead of reserving a slot
+at a pace that is about to change.
 
 The wait is bounded (``APPLYQ_MAX_SLOT_WAIT_S``): a turn still without a slot then is deferred in the
 database as before, so a slow provider cannot hold a thread for long. Fairness across keys is the turn
@@ -26,6 +32,9 @@ from worker.traffic.limiter import Gate, Wait
 
 __all__ = ["SlotWaits"]
 
+#: the verdicts a turn waits out in its thread
+_WAITED = frozenset({Wait.CONCURRENCY, Wait.PACING})
+
 
 class SlotWaits:
     """This process's turns waiting for slots, first come first served per key; thread-safe."""
@@ -37,12 +46,12 @@ class SlotWaits:
         self._waiters: dict[str, deque[threading.Event]] = {}
 
     def acquire(self, key: str, ask: Callable[[], Gate], first: Gate, budget_s: float) -> Gate:
-        """Ask the gate again (``ask``) until it answers anything but "concurrency", or ``budget_s`` is spent.
+        """Ask the gate again (``ask``) until it answers neither "concurrency" nor "pacing", or ``budget_s`` is spent.
 
         ``first`` is the gate's answer that found the key full; the last answer is returned.
         """
         gate = first
-        if gate.verdict is not Wait.CONCURRENCY or budget_s <= 0:
+        if gate.verdict not in _WAITED or budget_s <= 0:
             return gate
         deadline = self._monotonic() + budget_s
         me = threading.Event()
@@ -50,14 +59,14 @@ class SlotWaits:
             line = self._waiters.setdefault(key, deque())
             line.append(me)
         try:
-            while gate.verdict is Wait.CONCURRENCY and (left := deadline - self._monotonic()) > 0:
+            while gate.verdict in _WAITED and (left := deadline - self._monotonic()) > 0:
                 woken = me.wait(min(left, self._poll_s))
                 me.clear()
                 if woken or self._is_first(key, me):
                     gate = ask()
             return gate
         finally:
-            self._leave(key, me)
+            self._leave(key, me, pass_on=gate.go)
 
     def freed(self, key: str) -> None:
         """A request of this process to ``key`` was answered: wake its longest waiter not yet woken."""
@@ -77,7 +86,9 @@ class SlotWaits:
             line = self._waiters.get(key)
             return bool(line) and line[0] is me  # type: ignore[index]
 
-    def _leave(self, key: str, me: threading.Event) -> None:
+    def _leave(self, key: str, me: threading.Event, *, pass_on: bool) -> None:
+        """Leave the line; wake the next waiter if this one got through (there may be room for more: the
+        rate grew, several slots freed) or was woken for a slot it no longer needs."""
         with self._lock:
             line = self._waiters.get(key)
             if line is None:
@@ -85,6 +96,5 @@ class SlotWaits:
             line.remove(me)
             if not line:
                 del self._waiters[key]
-            elif me.is_set():
-                # woken for a slot it no longer needs: pass the wake-up on
+            elif pass_on or me.is_set():
                 line[0].set()

@@ -11,9 +11,15 @@ from worker.runtime.fairpool import FairPool
 
 def test_a_quiet_keys_turn_runs_before_a_busy_keys_backlog() -> None:
     pool = FairPool(1, "test")
-    gate = threading.Event()
+    gate, running = threading.Event(), threading.Event()
     order: list[str] = []
-    first = pool.submit("busy", gate.wait)  # holds the only thread
+
+    def hold() -> None:
+        running.set()
+        gate.wait()
+
+    first = pool.submit("busy", hold)  # holds the only thread
+    assert running.wait(timeout=5)
     busy = [pool.submit("busy", order.append, f"busy-{n}") for n in range(5)]
     quiet = pool.submit("quiet", order.append, "quiet")
     gate.set()

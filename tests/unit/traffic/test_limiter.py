@@ -180,13 +180,17 @@ def test_the_429s_of_requests_already_in_flight_cut_the_rate_once(client: redis.
     limiter = RedisLimiter(client, AdaptiveParams(initial_rate=10))
     spec = LimitSpec()
     gates(limiter, key, spec, 40)  # a backlog presses on the rate
-    in_flight = [Gate(Wait.GO, token=f"f{i}@{time.time()}") for i in range(4)]  # sent together
+    in_flight = [Gate(Wait.GO, token=f"f{i}@{time.time()}") for i in range(20)]  # sent together
     for i in range(20):
         limiter.observe(key, spec, Gate(Wait.GO, token=f"t{i}"), Signal.SUCCESS, Hints())
-    limiter.observe(key, spec, in_flight[0], Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    while in_flight:  # the first few are isolated 429s; once a third of the answers are 429s, it is a limit
+        limiter.observe(key, spec, in_flight.pop(0), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+        if client.get(f"applyq:lim:{key}:cool"):
+            break
+    assert in_flight, "the 429s never cooled the integration down"
     learned = rate_of(client, key)
     generation = client.get(f"applyq:lim:{key}:gen")
-    for gate in in_flight[1:]:  # their 429s tell nothing new: the provider was already out of tokens
+    for gate in in_flight:  # their 429s tell nothing new: the provider was already out of tokens
         limiter.observe(key, spec, gate, Signal.RATE_LIMITED, Hints(retry_after_s=1))
     assert rate_of(client, key) == learned
     assert client.get(f"applyq:lim:{key}:gen") == generation  # the turns handed out since stand
@@ -261,7 +265,7 @@ class Provider:
         gates(self.limiter, self.key, self.spec, 200)
 
 
-def test_a_429_soon_after_a_cooldown_costs_its_cooldown_not_the_learned_rate(client: redis.Redis, key: str) -> None:
+def test_a_429_soon_after_a_cooldown_costs_its_own_retry_not_the_learned_rate(client: redis.Redis, key: str) -> None:
     """A provider accepting 20/s learnt from a storm; then a relayed 429 four requests after a cooldown."""
     provider = Provider(client, key)
     provider.backlog()
@@ -273,7 +277,8 @@ def test_a_429_soon_after_a_cooldown_costs_its_cooldown_not_the_learned_rate(cli
     provider.backlog()  # the backlog waits out the cooldown: that is no pressure on the rate
     provider.limited(provider.answers(cooled, learned, 4))
     assert rate_of(client, key) >= learned  # (the four successes under a backlog grew it a little)
-    assert provider.limiter.gate(key, provider.spec, "someone").verdict is Wait.COOLDOWN  # the cooldown holds
+    # one 429 among four successes, the provider not pressed: isolated, it holds back no one but its own retry
+    assert client.get(f"applyq:lim:{key}:cool") is None or float(client.get(f"applyq:lim:{key}:cool")) <= cooled
 
 
 def test_sporadic_429s_do_not_ratchet_the_rate_down(client: redis.Redis, key: str) -> None:
@@ -286,3 +291,22 @@ def test_sporadic_429s_do_not_ratchet_the_rate_down(client: redis.Redis, key: st
         at = provider.answers(provider.clock.now + 1, 10, 5)
         provider.backlog()
     assert rate_of(client, key) in (0, 50)  # never cut: still the initial rate (or not set yet)
+
+
+def test_an_isolated_429_holds_back_no_one_but_its_own_retry(client: redis.Redis, key: str) -> None:
+    """Light traffic on the adaptive rate, one request in six answered 429: the others keep going."""
+    limiter, spec = RedisLimiter(client), LimitSpec(concurrency=30)
+    for i in range(5):
+        limiter.observe(key, spec, limiter.gate(key, spec, f"s{i}"), Signal.SUCCESS, Hints())
+    limiter.observe(key, spec, limiter.gate(key, spec, "x"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    assert limiter.gate(key, spec, "someone").verdict is not Wait.COOLDOWN
+    assert float(client.get(f"applyq:lim:{key}:rate") or 50) >= 50  # not re-measured: not below the initial rate
+
+
+def test_a_429_with_every_slot_in_flight_taken_is_a_limit(client: redis.Redis, key: str) -> None:
+    """The provider pressed through the concurrency cap (not the optimistic rate): its 429 cools and teaches."""
+    limiter, spec = RedisLimiter(client), LimitSpec(concurrency=3)
+    taken = [limiter.gate(key, spec, f"s{i}") for i in range(3)]
+    assert all(g.go for g in taken) and limiter.gate(key, spec, "waits").verdict is Wait.CONCURRENCY
+    limiter.observe(key, spec, taken[0], Signal.RATE_LIMITED, Hints(retry_after_s=1))
+    assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN

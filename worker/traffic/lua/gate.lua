@@ -87,6 +87,14 @@ end
 if not has_res then
   local tat = tonumber(redis.call('GET', p .. 'tat') or '0')
   if tat < now then tat = now end
+  if tat - now > burst and cfg_rate <= 0 and redis.call('EXISTS', p .. 'learned') == 0 then
+    -- slow start: the rate is a guess that grows with what gets through, so nothing is reserved at it;
+    -- the turn waits in the worker and asks again. That it waits is a backlog pressing on the rate.
+    redis.call('SET', p .. 'paced', tostring(now), 'EX', 60)
+    if probe then redis.call('DEL', p .. 'probe') end
+    if hold_probe then redis.call('DEL', hold .. ':probe') end
+    return {'pacing', tostring(tat - now), token}
+  end
   redis.call('SET', p .. 'tat', tostring(tat + 1 / rate), 'EX', 86400)
   if tat - now > burst then return hold(tat, tat - now) end
 end

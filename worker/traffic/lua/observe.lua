@@ -13,6 +13,7 @@ local sent, margin, growth, growth_s = tonumber(ARGV[15]), tonumber(ARGV[16]), t
 if sent < 0 or sent > now then sent = now end
 local p = KEYS[1]
 local hold, hold_s = KEYS[2], tonumber(ARGV[19])
+local cap_cfg = tonumber(ARGV[20])
 if signal == 'key_rate_limited' then
   -- the whole API key is over its rate: cool every limit key of it (the gate reads KEYS[3]), then learn
   -- from the answer here as from any 429
@@ -42,7 +43,10 @@ if probe then redis.call('DEL', p .. 'probe') end
 if signal == 'not_sent' or signal == 'rate_limited' then redis.call('ZREM', p .. 'sent', token) end
 if signal == 'not_sent' then return 1 end
 -- demand presses on the rate when reservations reach into the future (a backlog is waiting)
+-- (in slow start, turns wait in the worker instead, asking again and again for up to a few seconds: one
+-- paced within the last five is a backlog too)
 local pressing = tonumber(redis.call('GET', p .. 'tat') or '0') > now
+  or tonumber(redis.call('GET', p .. 'paced') or '0') > now - 5
 if cap_hint > 0 then redis.call('SET', p .. 'cap', cap_hint, 'EX', 3600) end
 local function cooldown(untill)
   local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
@@ -85,6 +89,14 @@ elseif signal == 'rate_limited' then
   if wait <= 0 then wait = 1 end
   local e = redis.call('HMGET', ep, 's', 'o', 'full', 'w', 'n')
   local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
+  -- the adaptive key's 429s of the last second (answer times): isolated 429s are told from a limit by them
+  local n429 = 0
+  if adaptive then
+    redis.call('ZADD', p .. 'r429', now, token)
+    redis.call('ZREMRANGEBYSCORE', p .. 'r429', '-inf', now - 1)
+    redis.call('EXPIRE', p .. 'r429', 60)
+    n429 = redis.call('ZCARD', p .. 'r429')
+  end
   if e[2] and sent < tonumber(e[2]) then
     -- sent before the last 429 was answered: the same episode, no news about the rate. Its Retry-After
     -- holds, but while that cooldown lasts, the turns already handed out for after it stand.
@@ -95,12 +107,25 @@ elseif signal == 'rate_limited' then
     end
     return 1
   end
+  -- The provider was being pressed when at least half the rate was tried within the second before the 429
+  -- (accepted or answered 429), or every slot in flight was taken, counting no time the last cooldown held
+  -- the sends back: a backlog waiting out a cooldown is not pressure.
+  local since = math.max(sent - 1, cool)
+  local tried = redis.call('ZCOUNT', p .. 'sent', since, '(' .. sent) + redis.call('ZCOUNT', p .. 'r429', since, '+inf')
+  local cap = tonumber(redis.call('GET', p .. 'cap') or '0')
+  if cap_cfg > 0 and (cap <= 0 or cap_cfg < cap) then cap = cap_cfg end
+  local full = cap > 0 and redis.call('ZCOUNT', p .. 'inflight', math.max(now, cool + 1), '+inf') >= cap - 1
+  local pressed = tried >= 0.5 * rate or full
+  -- An isolated 429 (the provider not pressed, and under a third of the last second's requests answered
+  -- 429: a relayed ATS limit, a neighbour on the integration) costs its own request the Retry-After (the
+  -- router's floor on its retry) and nothing more: the integration is not held back, the rate not re-measured.
+  if adaptive and not pressed and n429 * 3 < redis.call('ZCOUNT', p .. 'sent', now - 1, '+inf') + n429 then
+    return 1
+  end
   cooldown(now + wait)
-  -- A 429 says something about the rate only when the provider was being pressed: at least half the rate
-  -- accepted within the second before it, counting no time the last cooldown held the sends back. A backlog
-  -- waiting out that cooldown is not pressure, and a 429 soon after it (a relayed ATS limit, a neighbour
-  -- on the integration) costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
-  if adaptive and redis.call('ZCOUNT', p .. 'sent', math.max(sent - 1, cool), '(' .. sent) >= 0.5 * rate then
+  -- A 429 says something about the rate only when the provider was being pressed: a 429 soon after a
+  -- cooldown costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
+  if adaptive and pressed then
     -- The provider is taken for a token bucket holding about a Retry-After's worth. It is empty now; it
     -- was empty at the last 429 (and full again a Retry-After later) or full when the backlog began to
     -- press. So what it let through since then (the sends before this one) is its rate times the time
