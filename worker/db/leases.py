@@ -95,7 +95,7 @@ _OPEN_ATTEMPTS = sa.insert(_A).returning(_A.c.submission_id, _A.c.id, sort_by_pa
 _RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id")).values(finished_at=_NOW)
 #: ... and the database's time, which dates the job board's outcome events recorded in the same transaction
 _STILL_LEASED = (
-    sa.select(_S.c.id, _S.c.lease_token, _NOW.label("now"))
+    sa.select(_S.c.id, _S.c.lease_token, _S.c.idempotency_key, _NOW.label("now"))
     .where(_S.c.id.in_(_SIDS))
     .order_by(_S.c.id)
     .with_for_update()
@@ -289,6 +289,8 @@ class Recorded(NamedTuple):
 
     kept: list[bool]
     at: datetime
+    #: the job board's idempotency key of each submission still leased (outcome events carry it)
+    keys: dict[str, str]
 
 
 def finish(session: Session, done: Sequence[Finished]) -> Recorded:
@@ -300,13 +302,14 @@ def finish(session: Session, done: Sequence[Finished]) -> Recorded:
     """
     leased = session.execute(_STILL_LEASED, {"sids": [d.lease.submission_id for d in done]}).all()
     tokens = {row.id: row.lease_token for row in leased}
+    keys = {row.id: row.idempotency_key for row in leased}
     kept = [tokens.get(d.lease.submission_id) == d.lease.lease_token for d in done]
     moving = [d for d, k in zip(done, kept, strict=True) if k]
     for accepted in (True, False):  # executemany wants the same columns in every row
         _execute_many(session, _RECORD_ATTEMPT, [_attempt_columns(d) for d in done if _accepted(d) is accepted])
         _execute_many(session, _MOVE_ON, [_submission_columns(d) for d in moving if _accepted(d) is accepted])
     # no row left (all purged): nothing was recorded, so the time dates nothing
-    return Recorded(kept, leased[0].now if leased else datetime.now(UTC))
+    return Recorded(kept, leased[0].now if leased else datetime.now(UTC), keys)
 
 
 def _accepted(done: Finished) -> bool:

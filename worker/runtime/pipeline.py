@@ -34,7 +34,7 @@ from worker.states import FINAL_STATUSES, Decision, Provider
 from worker.traffic.limiter import Gate, Hints, Signal, Wait
 from worker.traffic.signals import Traffic, hints_for, signal_for
 from worker.traffic.slots import SlotWaits
-from worker.webhooks.events import record_outcomes
+from worker.webhooks.events import OutcomeRow, add_outcome_events
 
 __all__ = ["Outcome", "Runtime", "process_batch", "process_submission"]
 
@@ -79,16 +79,29 @@ class Runtime:
     def finish_all(self, done: Sequence[Finished]) -> list[bool]:
         """Record every answer and the job board's outcome events in one transaction; False where the lease was lost."""
         with self.sessions() as session:
-            kept, at = finish(session, done)
+            kept, at, keys = finish(session, done)
             finals = [
-                d.lease.submission_id
+                _outcome_row(d, keys[d.lease.submission_id])
                 for d, k in zip(done, kept, strict=True)
                 if k and d.verdict.status in FINAL_STATUSES
             ]
-            if finals:
-                record_outcomes(session, finals, at)
+            add_outcome_events(session, finals, at)
             session.commit()
             return kept
+
+
+def _outcome_row(done: Finished, idempotency_key: str) -> OutcomeRow:
+    """The final state just recorded (``finish``'s columns), as its outcome event reads it."""
+    answer = done.answer
+    return OutcomeRow(
+        id=done.lease.submission_id,
+        idempotency_key=idempotency_key,
+        status=done.verdict.status.value,
+        outcome_reason=done.verdict.reason,
+        outcome_code=None if isinstance(answer, Accepted) else answer.label,
+        remote_id=answer.remote_id if isinstance(answer, Accepted) else None,
+        payload=done.lease.payload,
+    )
 
 
 @dataclass(frozen=True, slots=True)

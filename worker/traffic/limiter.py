@@ -33,7 +33,7 @@ the provider's pace, since the last 429 or since a backlog began to press) and `
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -186,7 +186,7 @@ class RedisLimiter:
         verdict, wait, token = self._gate(
             keys=[_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)],
             args=[self._now(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s,
-                  uuid.uuid4().hex, p.burst_s, submission_id, p.send_burst_s],
+                  secrets.token_hex(16), p.burst_s, submission_id, p.send_burst_s],
         )  # fmt: skip
         return Gate(Wait(_text(verdict)), float(_text(wait)), _text(token))
 

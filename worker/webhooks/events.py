@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from pydantic import SecretStr
@@ -33,6 +33,8 @@ from worker.webhooks.outcomes import public_message
 __all__ = [
     "SIGNATURE_HEADER",
     "DeliveryStatus",
+    "OutcomeRow",
+    "add_outcome_events",
     "encode_body",
     "event_payload",
     "record_outcomes",
@@ -56,13 +58,23 @@ class DeliveryStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class OutcomeRow(NamedTuple):
+    """What an outcome event is made of: a submission's final state (the columns of ``_FINAL_ROWS``)."""
+
+    id: str
+    idempotency_key: str
+    status: str
+    outcome_reason: str | None
+    outcome_code: str | None
+    remote_id: str | None
+    payload: dict[str, Any]
+
+
 # Core statements built once: the worker runs them for every group of final attempts, where loading ORM entities and
 # flushing new ones cost more CPU than the queries.
 _S = cast(sa.Table, Submission.__table__)
 #: The submission columns an event is made of, read once per recording group.
-_OUTCOME_COLUMNS = tuple(
-    _S.c[name] for name in ("id", "idempotency_key", "status", "outcome_reason", "outcome_code", "remote_id", "payload")
-)
+_OUTCOME_COLUMNS = tuple(_S.c[name] for name in OutcomeRow._fields)
 _FINAL_ROWS: sa.Select[Any] = sa.select(*_OUTCOME_COLUMNS).where(_S.c.id.in_(sa.bindparam("sids", expanding=True)))
 _ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
 
@@ -70,6 +82,16 @@ _ADD_EVENT = sa.insert(cast(sa.Table, WebhookEvent.__table__))
 def record_outcomes(session: Session, submission_ids: Sequence[str], now: datetime) -> None:
     """Add the outcome events of submissions that just reached a final status (same transaction)."""
     rows = session.execute(_FINAL_ROWS, {"sids": list(submission_ids)}).all()
+    add_outcome_events(session, [OutcomeRow(*row) for row in rows], now)
+
+
+def add_outcome_events(session: Session, rows: Sequence[OutcomeRow], now: datetime) -> None:
+    """Add the outcome events of these final states (same transaction as the states).
+
+    The worker builds the rows from the answers it has just recorded, saving a read per recording group.
+    """
+    if not rows:
+        return
     events = []
     for row in rows:
         event_id = str(uuid.uuid4())
@@ -85,7 +107,7 @@ def record_outcomes(session: Session, submission_ids: Sequence[str], now: dateti
     session.execute(_ADD_EVENT, events)
 
 
-def event_payload(row: Submission | sa.Row[Any], event_id: str, now: datetime) -> dict[str, Any]:
+def event_payload(row: Submission | sa.Row[Any] | OutcomeRow, event_id: str, now: datetime) -> dict[str, Any]:
     """The event body: ids, outcome and the job board's message; never candidate data."""
     return {
         "id": event_id,

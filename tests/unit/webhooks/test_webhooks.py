@@ -17,11 +17,11 @@ from tests.unit.runtime.test_pipeline import Clock, Script, add, kombo_error, ma
 from tests.unit.runtime.test_pipeline import sessions as sessions  # the database's clock is the test's clock
 from worker.admin.actions import Result, cancel
 from worker.config import Settings
-from worker.db.models import WebhookEvent
+from worker.db.models import Submission, WebhookEvent
 from worker.runtime.pipeline import process_submission
 from worker.states import Status
 from worker.webhooks.delivery import WebhookSender, claim_events, deliver_once, expire_stale
-from worker.webhooks.events import SIGNATURE_HEADER, encode_body, sign, verify_signature
+from worker.webhooks.events import SIGNATURE_HEADER, encode_body, event_payload, sign, verify_signature
 from worker.webhooks.outcomes import BY_STATUS, FALLBACK, public_message
 
 SECRET = "whsec-test"
@@ -116,6 +116,21 @@ def test_a_final_outcome_records_one_event_for_the_job_board(
     assert payload["time"] == clock.now.isoformat()
     assert "candidate" not in payload and "ada@example.com" not in json.dumps(payload)
     assert payload["message"] != "m"  # never the provider's own message
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [ok, lambda r: kombo_error(400, "ATS.JOB_CLOSED"), lambda r: kombo_error(403, "INTEGRATION.PERMISSION_MISSING")],
+)
+def test_the_worker_builds_the_event_the_stored_final_state_makes(
+    settings: Settings, sessions: sessionmaker[Session], clock: Clock, handler: Handler
+) -> None:
+    """The worker makes the event from the answer it recorded (no read back): the same as from the row."""
+    sid = finished(settings, sessions, clock, handler)
+    (event,) = events(sessions)
+    with sessions() as session:
+        row = session.get_one(Submission, sid)
+        assert event.payload == event_payload(row, event.id, clock.now)
 
 
 def test_a_retry_records_nothing_and_the_later_success_records_one_event(
