@@ -21,7 +21,8 @@ from worker.admin import purge as purging
 from worker.admin.actions import ActionResult, Result
 from worker.admin.edits import default_actor, parse_duration, parse_edit, parse_since
 from worker.admin.queries import ParkedFilter, parked, submission_with_history
-from worker.admin.queries import stats as submission_stats
+from worker.admin.stats import LATEST
+from worker.admin.stats import stats as submission_stats
 from worker.admin.views import parked_json, show_json
 from worker.cli.helptext import Command, Group
 from worker.cli.output import (
@@ -231,13 +232,16 @@ def resume(
 
 def stats(
     since: Annotated[str | None, typer.Option(help="Only submissions created since (2h, 7d, ISO time).")] = None,
+    latest: Annotated[
+        int, typer.Option(min=1, help="Attempts and time to final state over the latest N to reach a final state.")
+    ] = LATEST,
     as_json: JsonOpt = False,
 ) -> None:
-    """Counts per status, provider, code and integration; attempts per submission; time to final state."""
+    """Counts per status, provider, code and integration; attempts and time to final state of the latest final."""
     settings = load_settings()
     when = parsed(lambda: parse_since(since, utcnow())) if since else None
     with sessions(settings)() as session:
-        data = submission_stats(session, since=when)
+        data = submission_stats(session, since=when, latest=latest)
     data["limits"] = _limits_or_none(settings)
     if as_json:
         print_json(data)

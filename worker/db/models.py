@@ -76,6 +76,9 @@ _PRUNABLE = sa.text(
     "status IN ({}) AND history_pruned_at IS NULL".format(", ".join(f"'{s}'" for s in sorted(values(ENDED_STATUSES))))
 )
 
+#: Submissions in a final state (``finished_at`` is set on reaching one, cleared by a requeue).
+_FINISHED = sa.text("finished_at IS NOT NULL")
+
 
 class Submission(Base):
     """One application to deliver, its current state and its final outcome."""
@@ -94,6 +97,8 @@ class Submission(Base):
             postgresql_where=_PRUNABLE,
             sqlite_where=_PRUNABLE,
         ),
+        # `applyq stats`: the latest to reach a final state (partial: an enqueue, not finished, skips it)
+        sa.Index("ix_applyq_submission_finished", "finished_at", postgresql_where=_FINISHED, sqlite_where=_FINISHED),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True, default=_new_id)
@@ -251,22 +256,25 @@ class VendorEvent(Base):
 
 
 class Tally(Base):
-    """Counts that outlive the rows they count: attempts per outcome, ended submissions per status.
+    """Counts that outlive the rows they count: attempts per outcome, ended submissions per status, code, integration.
 
-    Database triggers (migration 0007) append one ``TallyDelta`` per counted change, in the transaction that
+    Database triggers (migrations 0007, 0008) append one ``TallyDelta`` per counted change, in the transaction that
     makes it; ``worker/db/tally.py`` folds the deltas in here. A metrics scrape reads this table and the
-    few deltas not yet folded, never the attempts, and ``applyq prune`` leaves it alone: the anonymous
-    aggregates stay when the history goes.
+    few deltas not yet folded, never the attempts, and so does ``applyq stats`` for the ended submissions;
+    ``applyq prune`` leaves it alone: the anonymous aggregates stay when the history goes.
     """
 
     __tablename__ = "applyq_tally"
 
-    #: ``attempt`` (label: the decision, code: the provider's error code) or ``ended`` (label: the status)
+    #: ``attempt`` (label: the decision, code: the provider's error code) or ``ended`` (label: the status,
+    #: code: the outcome code, integration: the integration id)
     kind: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     provider: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     label: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
-    #: ``""`` where there is none (a success, an ended submission)
+    #: ``""`` where there is none (a success, a submission ended without a code)
     code: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    #: ``""`` where there is none (attempts are not counted per integration)
+    integration: Mapped[str] = mapped_column(sa.String(200), primary_key=True, server_default="")
     n: Mapped[int] = mapped_column(sa.BigInteger)
 
 
@@ -280,5 +288,6 @@ class TallyDelta(Base):
     provider: Mapped[str] = mapped_column(sa.String(16))
     label: Mapped[str] = mapped_column(sa.String(64))
     code: Mapped[str] = mapped_column(sa.String(100))
+    integration: Mapped[str] = mapped_column(sa.String(200), server_default="")
     #: +1, or -1 when a submission leaves an ended status (requeued, deleted)
     n: Mapped[int] = mapped_column(sa.Integer)

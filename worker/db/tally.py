@@ -1,15 +1,16 @@
-"""Counts kept as the rows change: attempts per outcome, ended submissions per status.
+"""Counts kept as the rows change: attempts per outcome, ended submissions per status, code and integration.
 
-Migration 0007's triggers append a ``TallyDelta`` row for every counted change, in the transaction that
-makes it (an attempt's decision recorded; a submission entering or leaving an ended status). Appending
-never waits: many workers' group commits touching one shared counter row would queue behind each other,
-and lock two such rows in different orders and deadlock. ``fold`` moves the deltas into ``Tally`` (the
-dispatcher does it every few seconds); ``counts`` reads both, so it is exact between folds too.
+The triggers of migrations 0007 and 0008 append a ``TallyDelta`` row for every counted change, in the
+transaction that makes it (an attempt's decision recorded; a submission entering or leaving an ended status,
+or changing its code or integration there). Appending never waits: many workers' group commits touching
+one shared counter row would queue behind each other, and lock two such rows in different orders and
+deadlock. ``fold`` moves the deltas into ``Tally`` (the dispatcher does it every few seconds); ``counts``
+reads both, so it is exact between folds too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple, cast
 
 import sqlalchemy as sa
@@ -19,14 +20,17 @@ from sqlalchemy.orm import Session
 from worker.db.engine import is_postgres
 from worker.db.models import Tally, TallyDelta
 
-__all__ = ["ATTEMPT", "ENDED", "Count", "counts", "fold"]
+__all__ = ["ATTEMPT", "ENDED", "KEYS", "Count", "counts", "fold"]
 
-#: ``Tally.kind``: attempts per provider, decision and code; ended submissions per provider and status.
+#: ``Tally.kind``: attempts per provider, decision and code; ended submissions per provider, status, outcome
+#: code and integration (what ``applyq stats`` shows of them).
 ATTEMPT, ENDED = "attempt", "ended"
 
 _T = cast(sa.Table, Tally.__table__)
 _D = cast(sa.Table, TallyDelta.__table__)
-_KEY = ("kind", "provider", "label", "code")
+#: What a count is kept per (``""`` where a row has none).
+KEYS = ("provider", "label", "code", "integration")
+_KEY = ("kind", *KEYS)
 
 
 class Count(NamedTuple):
@@ -36,19 +40,25 @@ class Count(NamedTuple):
     label: str
     code: str
     n: int
+    #: only ended submissions are counted per integration
+    integration: str = ""
 
 
-def counts(session: Session, kind: str) -> Iterator[Count]:
-    """Every count of ``kind``: the folded tally plus the deltas not folded yet (a few seconds' worth)."""
+def counts(session: Session, kind: str, by: Sequence[str] = ("provider", "label", "code")) -> Iterator[Count]:
+    """Every count of ``kind`` per ``by`` (of ``KEYS``; the others summed over and ``""`` in the result).
+
+    The folded tally plus the deltas not folded yet (a few seconds' worth).
+    """
     both = sa.union_all(
-        sa.select(_T.c.provider, _T.c.label, _T.c.code, _T.c.n).where(_T.c.kind == kind),
-        sa.select(_D.c.provider, _D.c.label, _D.c.code, _D.c.n).where(_D.c.kind == kind),
+        sa.select(*(_T.c[k] for k in by), _T.c.n).where(_T.c.kind == kind),
+        sa.select(*(_D.c[k] for k in by), _D.c.n).where(_D.c.kind == kind),
     ).subquery()
-    columns = (both.c.provider, both.c.label, both.c.code)
+    columns = [both.c[k] for k in by]
     query = sa.select(*columns, sa.func.sum(both.c.n)).group_by(*columns).order_by(*columns)
-    for provider, label, code, n in session.execute(query):
+    for *keys, n in session.execute(query):
         if n:
-            yield Count(provider, label, code, int(n))
+            values = dict.fromkeys(KEYS, "") | dict(zip(by, keys, strict=True))
+            yield Count(**values, n=int(n))
 
 
 def fold(session: Session) -> None:

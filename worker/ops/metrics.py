@@ -51,7 +51,7 @@ def submissions_by_status(session: Session, now: datetime) -> Iterator[Metric]:
     query = sa.select(*columns, sa.func.count()).where(Submission.status.in_(_BACKLOG)).group_by(*columns)
     for provider, status, n in session.execute(query):
         family.add_metric([provider, status], n)
-    for ended in counts(session, ENDED):
+    for ended in counts(session, ENDED, by=("provider", "label")):
         family.add_metric([ended.provider, ended.label], ended.n)
     yield family
 

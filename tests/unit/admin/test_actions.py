@@ -1,4 +1,4 @@
-"""Operator actions on SQLite: requeue (with edits), cancel, the parked list, show and stats."""
+"""Operator actions on SQLite: requeue (with edits), cancel, the parked list and show (stats: test_stats.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.conftest import NOW, submission_dict
 from tests.unit.admin.helpers import make, row
 from worker.admin.actions import Result, cancel, requeue
 from worker.admin.edits import parse_edit
-from worker.admin.queries import ParkedFilter, audit_events, parked, parked_ids, stats
+from worker.admin.queries import ParkedFilter, audit_events, parked, parked_ids
 from worker.admin.views import show_json
 from worker.db.leases import claim, due_submission_ids
 from worker.db.models import AuditEvent, Submission
@@ -209,41 +209,6 @@ def test_show_has_the_payload_attempts_and_the_audit_trail(sessions: sessionmake
     assert data["payload"]["candidate"]["cv"]["data"] == "<400 characters of base64>"
     assert [a["error_code"] for a in data["attempts"]] == ["REMOTE.INPUT_INVALID"]
     assert [(e["actor"], e["action"], e["note"]) for e in data["audit"]] == [("alice", "requeue", "retry after fix")]
-
-
-def test_stats_count_and_time_to_final_state(sessions: sessionmaker[Session]) -> None:
-    for seconds in (1, 2, 3, 4, 100):
-        make(sessions, "succeeded", code=None, reason="created", age_s=seconds)
-    make(sessions, "parked", age_s=50, attempts=3, integration_id="g:2")
-    make(sessions, "queued", attempts=0, code=None, reason=None)
-    with sessions() as session:
-        data = stats(session)
-    assert data["total"] == 7
-    assert data["by_status"] == {"succeeded": 5, "parked": 1, "queued": 1}
-    assert data["by_provider"] == {"kombo": {"succeeded": 5, "parked": 1, "queued": 1, "total": 7}}
-    assert data["by_code"] == {"REMOTE.INPUT_INVALID": {"parked": 1, "total": 1}}
-    assert data["by_integration"]["g:2"] == {"parked": 1, "total": 1}
-    assert data["attempts"] == {"mean": 1.14, "p50": 1.0, "p95": 3.0, "max": 3.0}
-    assert data["time_to_final_s"]["succeeded"] == {"count": 5, "p50": 3.0, "p95": 100.0}
-    assert data["time_to_final_s"]["all"] == {"count": 6, "p50": 3.0, "p95": 100.0}
-    assert data["time_to_final_s"]["terminal"] == {"count": 0, "p50": None, "p95": None}
-    with sessions() as session:
-        assert stats(session, since=NOW + timedelta(days=1))["total"] == 0
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [([7], (7.0, 7.0)), ([1, 2, 3, 4], (2.0, 4.0)), (list(range(1, 21)), (10.0, 19.0))],
-)
-def test_percentiles_are_the_nearest_rank_computed_in_the_database(
-    sessions: sessionmaker[Session], attempts: list[int], expected: tuple[float, float]
-) -> None:
-    for n in attempts:
-        make(sessions, "succeeded", code=None, reason="created", attempts=n, age_s=float(n))
-    with sessions() as session:
-        data = stats(session)
-    assert (data["attempts"]["p50"], data["attempts"]["p95"]) == expected
-    assert (data["time_to_final_s"]["all"]["p50"], data["time_to_final_s"]["all"]["p95"]) == expected
 
 
 def test_resume_held_makes_the_providers_waiting_submissions_due_now(sessions: sessionmaker[Session]) -> None:

@@ -54,7 +54,10 @@ def test_ended_submissions_are_counted_while_ended_and_folding_keeps_every_count
     done = [make(sessions, "succeeded", code=None, reason="created") for _ in range(3)]
     make(sessions, "terminal", attempts=2, code="REMOTE.REJECTED", reason="rejected")
     make(sessions, "parked")  # parked is a backlog, read live: not tallied
-    assert tallies(sessions, ENDED) == [Count("kombo", "succeeded", "", 3), Count("kombo", "terminal", "", 1)]
+    assert tallies(sessions, ENDED) == [
+        Count("kombo", "succeeded", "", 3),
+        Count("kombo", "terminal", "REMOTE.REJECTED", 1),
+    ]
     with sessions() as session:
         fold(session)
         session.commit()
@@ -62,7 +65,10 @@ def test_ended_submissions_are_counted_while_ended_and_folding_keeps_every_count
         # an operator requeues a succeeded one: it leaves the count
         session.execute(sa.update(Submission).where(Submission.id == done[0]).values(requeued(NOW)))
         session.commit()
-    assert tallies(sessions, ENDED) == [Count("kombo", "succeeded", "", 2), Count("kombo", "terminal", "", 1)]
+    assert tallies(sessions, ENDED) == [
+        Count("kombo", "succeeded", "", 2),
+        Count("kombo", "terminal", "REMOTE.REJECTED", 1),
+    ]
     assert sum(c.n for c in tallies(sessions, ATTEMPT)) == 6  # 3 + 2 + 1: the helper records one park each
 
 
