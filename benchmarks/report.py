@@ -16,6 +16,8 @@ def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> s
         lines += _throughput(figures["throughput"], last.get("throughput"))
     if "one_integration" in figures:
         lines += _one_integration(figures["one_integration"])
+    if "pgbouncer" in figures:
+        lines += _pgbouncer(figures["pgbouncer"])
     if "latency" in figures:
         lines += _latency(figures["latency"], last.get("latency"))
     if "memory" in figures:
@@ -65,6 +67,25 @@ def _one_integration(one: dict[str, Any]) -> list[str]:
         ratios = f"{case['ratio_naive']:.2f}x {case['ratio_limit']:.2f}x {case['deferral_share']:.0%}"
         lines.append(_row(f"  {case['label']}", [*cells, ratios]))
     return lines
+
+
+def _pgbouncer(pgb: dict[str, Any]) -> list[str]:
+    if "error" in pgb:
+        return [f"Through PgBouncer: not run ({pgb['error']})"]
+    title = (
+        f"Through PgBouncer (transaction mode, default_pool_size {pgb['pool_size']}): the one-integration burst, "
+        f"applyq on its defaults, {pgb['threads']} threads (median of {pgb['rounds']})"
+    )
+    med = pgb["median"]
+    cells = [_fmt(med["direct"]["per_s"]), _fmt(med["pgbouncer"]["per_s"]), f"{pgb['ratio']:.2f}x",
+             str(pgb["task_failures"])]  # fmt: skip
+    return [
+        title,
+        _row(
+            "  (target: within 10 % of direct, no task failure)", ["direct /s", "PgBouncer /s", "x direct", "failures"]
+        ),
+        _row("  applyq", cells),
+    ]
 
 
 def _latency(lat: dict[str, Any], last: dict[str, Any] | None) -> list[str]:

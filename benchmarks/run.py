@@ -8,6 +8,8 @@ Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) a
 * throughput, CPU per submission and peak RSS (``benchmarks/throughput.py``), the median of ``--rounds``;
 * one integration taking a burst on applyq's defaults (Kombo's adaptive rate and 30 in flight): 32 threads,
   64 threads, two worker processes of 32 (``--one-rounds`` each, default 1);
+* the same one integration, defaults, 32 threads: applyq direct and through PgBouncer in transaction mode,
+  alternating in each of ``--pooler-rounds`` rounds (default 2), with the task failures in the pooled workers' logs;
 * enqueue latency (``benchmarks/latency.py``);
 * memory with many submissions scheduled for later (``benchmarks/memory.py``);
 * traffic control under a provider rate limit (``benchmarks/traffic.py``), when present;
@@ -27,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ from benchmarks.stack import sandbox
 from benchmarks.throughput import CONTENDERS, ThroughputConfig, run_throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ("throughput", "one_integration", "latency", "memory", "traffic", "sporadic")
+SUITES = ("throughput", "one_integration", "pgbouncer", "latency", "memory", "traffic", "sporadic")
 #: the one-integration cases: (label, threads per process, processes)
 ONE_INTEGRATION = (
     ("defaults, 32 threads", 32, 1),
@@ -84,6 +86,33 @@ def one_integration_figures(args: argparse.Namespace, workdir: Path) -> dict[str
             "deferral_share": round((med["applyq"]["deferrals"] or 0) / args.submissions, 3),
         })  # fmt: skip
     return {"submissions": args.submissions, "latency_ms": args.latency_ms, "rounds": args.one_rounds, "cases": cases}
+
+
+def pgbouncer_figures(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """applyq on one integration's burst (defaults, 32 threads), direct and through PgBouncer, in each round.
+
+    The two alternate within a round so that a change of this machine's load falls on both; the ratio is the
+    median of each round's pooled / direct. Without PgBouncer installed the suite says so instead of failing.
+    """
+    direct = ThroughputConfig(
+        args.submissions, args.latency_ms, 32, warmup=args.warmup, integrations=1, contenders=("applyq",),
+        defaults=True, pooler_pool_size=args.pooler_pool_size,
+    )  # fmt: skip
+    cases = {"direct": direct, "pgbouncer": replace(direct, pooler=True)}
+    runs = []
+    try:
+        with sandbox(workdir, args.latency_ms) as url:
+            for _ in range(args.pooler_rounds):
+                runs.append({name: asdict(run_throughput(cfg, url, workdir)["applyq"]) for name, cfg in cases.items()})
+    except FileNotFoundError as exc:
+        return {"error": str(exc)}
+    median = {name: {key: _median([r[name][key] for r in runs]) for key in runs[0][name]} for name in cases}
+    return {
+        "submissions": args.submissions, "latency_ms": args.latency_ms, "threads": direct.threads,
+        "pool_size": args.pooler_pool_size, "rounds": args.pooler_rounds, "median": median,
+        "ratio": round(statistics.median(r["pgbouncer"]["per_s"] / r["direct"]["per_s"] for r in runs), 2),
+        "task_failures": sum(r["pgbouncer"]["task_failures"] or 0 for r in runs), "runs": runs,
+    }  # fmt: skip
 
 
 def _median(values: list[Any]) -> Any:
@@ -140,6 +169,8 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         figures["throughput"] = throughput_figures(cfg, args.rounds, workdir)
     if "one_integration" not in skip:
         figures["one_integration"] = one_integration_figures(args, workdir)
+    if "pgbouncer" not in skip:
+        figures["pgbouncer"] = pgbouncer_figures(args, workdir)
     if "memory" not in skip:
         figures["memory"] = memory_figures(args.memory_count, args.memory_settle_s, workdir)
     if "traffic" not in skip:
@@ -180,6 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--one-rounds", type=int, default=1, help="rounds of each one-integration case")
+    parser.add_argument("--pooler-rounds", type=int, default=2, help="rounds of direct and PgBouncer, alternating")
+    parser.add_argument("--pooler-pool-size", type=int, default=20, help="PgBouncer's default_pool_size")
     parser.add_argument("--calls", type=int, default=1000, help="Python API enqueues to time")
     parser.add_argument("--cli-runs", type=int, default=20, help="'applyq submit --file' runs to time")
     parser.add_argument("--cli-batch", type=int, default=1000, help="lines in the bulk 'applyq submit --file'")

@@ -9,25 +9,29 @@ and records every attempt in PostgreSQL, each in a scratch database of its own:
   traffic control on and ``APPLYQ_RATE_LIMITS={"kombo:*": "10000/s"}`` over 30 integrations (this measures
   the queue), or with ``--defaults`` on Kombo's defaults (an adaptive rate, 30 in flight per integration:
   with ``--integrations 1`` the case of one big employer's burst); ``--processes N`` starts N workers;
+  ``--pooler`` puts a PgBouncer in transaction mode between them and PostgreSQL (``APPLYQ_DATABASE_POOLER``),
+  as a deployment of many worker processes runs it (the benchmark's own reads go direct);
 * **naive Celery**: ``celery -A benchmarks.naive worker --pool threads -c THREADS`` (``acks_late``, Celery's
   default prefetch, ``--loglevel=WARNING``: quieter than applyq's one INFO line per attempt, a stricter baseline);
 * **no-queue limit**: a thread pool in this process doing the same HTTP call and database write, no broker.
 
 A warm-up batch goes first; then the measured batch is stored (applyq) and published at once. Submissions/s
 is the batch size over the time from the first publish to the last recorded attempt; CPU is the worker
-process's user+system seconds over the batch.
+process's user+system seconds over the batch. applyq's workers' logs are read for the turns deferred during
+the batch and for every task failure since they started (a pooler that loses a statement shows there).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +46,7 @@ from benchmarks import naive
 from benchmarks.procstat import cpu_seconds
 from benchmarks.stack import (
     KOMBO_KEY,
+    PG_ADMIN_URL,
     REDIS_URL,
     PeakRss,
     kombo_items,
@@ -57,6 +62,7 @@ from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Attempt, Submission
 from worker.db.submissions import add_submissions
 from worker.intake.enqueue import validate_all
+from worker.local.pgbouncer import pooled_url, run_pgbouncer
 from worker.local.processes import spawn
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
@@ -82,6 +88,10 @@ class ThroughputConfig:
     defaults: bool = False
     #: worker processes of ``threads`` threads each (applyq and the naive task alike)
     processes: int = 1
+    #: applyq's workers reach PostgreSQL through a PgBouncer in transaction mode (``worker/local/pgbouncer.py``)
+    pooler: bool = False
+    #: that PgBouncer's ``default_pool_size``: server connections for all the workers together
+    pooler_pool_size: int = 20
 
 
 @dataclass(frozen=True)
@@ -98,24 +108,53 @@ class Figures:
     created: int
     #: applyq only: turns its limits put back in the database instead of sending (``submission deferred`` lines)
     deferrals: int | None = None
+    #: applyq only: log lines of a task that raised or of a lost prepared statement, warm-up included
+    task_failures: int | None = None
+
+
+@dataclass(frozen=True)
+class LogCounts:
+    """What applyq's workers' logs hold so far."""
+
+    deferrals: int
+    task_failures: int
 
 
 def _figures(
-    count: int, t0: datetime, t1: datetime, cpu_s: float, rss: float | None, url: str, deferrals: int | None = None
+    count: int,
+    t0: datetime,
+    t1: datetime,
+    cpu_s: float,
+    rss: float | None,
+    url: str,
+    deferrals: int | None = None,
+    task_failures: int | None = None,
 ) -> Figures:
     seconds = (t1 - t0).total_seconds()
     ok = int(sandbox_stats(url)["created"])
     per_s, cpu_ms = round(count / seconds, 1), round(cpu_s / count * 1000, 2)
-    return Figures(count, round(seconds, 2), per_s, cpu_ms, rss, ok, deferrals)
+    return Figures(count, round(seconds, 2), per_s, cpu_ms, rss, ok, deferrals, task_failures)
 
 
-def _deferrals(logs: list[Path]) -> int:
-    """How many ``submission deferred`` lines the workers' logs hold so far."""
-    total = 0
+def _log_counts(logs: list[Path]) -> LogCounts:
+    """The ``submission deferred`` lines and the failure lines in the workers' logs (one JSON record a line).
+
+    A failure is Celery's ``Task applyq.submit[…] raised …`` (a turn's exception escaped the task) or any line
+    naming a ``prepared statement`` (psycopg's error when a pooler hands a transaction another server
+    connection than the one that prepared it); a line that is both counts once.
+    """
+    deferrals = failures = 0
     for log in logs:
         with log.open("rb") as handle:
-            total += sum(line.count(b'"submission deferred"') for line in handle)
-    return total
+            for line in handle:
+                deferrals += line.count(b'"submission deferred"')
+                failures += _is_failure(line)
+    return LogCounts(deferrals, failures)
+
+
+def _is_failure(line: bytes) -> bool:
+    raised = b"Task applyq.submit[" in line and b"raised" in line
+    return raised or b"prepared statement" in line
 
 
 def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
@@ -129,14 +168,14 @@ def _count(engine: sa.Engine, query: sa.Select[Any]) -> int:
 def run_applyq(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
     """``applyq worker`` as a user starts it; the batch is stored, then published in one go."""
     tag = uuid.uuid4().hex[:6]
-    with scratch_database() as url:
+    with scratch_database() as url, _workers_database(cfg, url, workdir / f"pgbouncer-{tag}.log") as workers_env:
         migrate(url)
         settings = Settings(database_url=url, broker_url=REDIS_URL, queue=f"bench-applyq-{tag}")
         env = {
             **os.environ, "APPLYQ_DATABASE_URL": url, "APPLYQ_BROKER_URL": REDIS_URL, "APPLYQ_QUEUE": settings.queue,
             "APPLYQ_KOMBO_BASE_URL": sandbox_url, "APPLYQ_KOMBO_API_KEY": KOMBO_KEY,
             "APPLYQ_RATE_LIMITS": "{}" if cfg.defaults else json.dumps({"kombo:*": "10000/s"}),
-            "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads), **cfg.applyq_env,
+            "APPLYQ_WORKER_CONCURRENCY": str(cfg.threads), **workers_env, **cfg.applyq_env,
         }  # fmt: skip
         logs = [workdir / f"applyq-worker-{tag}-{n}.log" for n in range(cfg.processes)]
         workers = [spawn(["worker", "--hostname", f"bench-{tag}-{n}@%h"], env, log) for n, log in enumerate(logs)]
@@ -147,12 +186,22 @@ def run_applyq(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figure
             done = partial(_applyq_final, engine)
             last = lambda: _applyq_last(engine)  # noqa: E731
             pids = [w.popen.pid for w in workers]
-            return _measure(cfg, sandbox_url, tag, pids, stage, done, last, partial(_deferrals, logs))
+            return _measure(cfg, sandbox_url, tag, pids, stage, done, last, partial(_log_counts, logs))
         finally:
             for worker in workers:
                 worker.stop()
             engine.dispose()
             redis.Redis.from_url(REDIS_URL).delete(settings.queue)
+
+
+@contextlib.contextmanager
+def _workers_database(cfg: ThroughputConfig, url: str, log: Path) -> Iterator[dict[str, str]]:
+    """The workers' database settings: none to add (direct), or a PgBouncer in transaction mode for them."""
+    if not cfg.pooler:
+        yield {}
+        return
+    with run_pgbouncer(PG_ADMIN_URL, pool_size=cfg.pooler_pool_size, log=log) as port:
+        yield {"APPLYQ_DATABASE_URL": pooled_url(url, port), "APPLYQ_DATABASE_POOLER": "transaction"}
 
 
 def _applyq_stage(sessions: Any, publisher: CeleryPublisher, items: list[dict[str, Any]]) -> Go:
@@ -280,7 +329,7 @@ def _measure(
     stage: Callable[[list[dict[str, Any]]], Go],
     done: Callable[[str], int],
     last: Callable[[], datetime],
-    deferrals: Callable[[], int] | None = None,
+    log_counts: Callable[[], LogCounts] | None = None,
 ) -> Figures:
     """Warm up, then stage and publish the batch and wait for it: figures from the publish on."""
     stage(kombo_items(cfg.warmup, f"warm-{tag}", integrations=cfg.integrations))()
@@ -288,14 +337,17 @@ def _measure(
     reset_sandbox(sandbox_url)
     items = kombo_items(cfg.submissions, tag, integrations=cfg.integrations)
     go = stage(items)
-    deferred0 = deferrals() if deferrals else 0
+    deferred0 = log_counts().deferrals if log_counts else 0
     with PeakRss(pids[0]) as rss:  # (of the first process, when there are several)
         cpu0 = sum(cpu_seconds(pid) for pid in pids)
         started = go()
         wait_until(lambda: done(f"bench-{tag}-") >= len(items), cfg.timeout_s, "batch", every_s=0.25)
         cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu0
-    deferred = deferrals() - deferred0 if deferrals else None
-    return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url, deferred)
+    if log_counts is None:
+        return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url)
+    counts = log_counts()
+    deferred = counts.deferrals - deferred0
+    return _figures(len(items), started, last(), cpu_s, rss.peak_mb, sandbox_url, deferred, counts.task_failures)
 
 
 RUNNERS: dict[str, Callable[[ThroughputConfig, str, Path], Figures]] = {
@@ -323,6 +375,8 @@ def main() -> int:
     parser.add_argument("--integrations", type=int, default=30)
     parser.add_argument("--defaults", action="store_true", help="applyq on its default limits (no APPLYQ_RATE_LIMITS)")
     parser.add_argument("--processes", type=int, default=1, help="worker processes of --threads threads each")
+    parser.add_argument("--pooler", action="store_true", help="applyq's workers through PgBouncer (transaction mode)")
+    parser.add_argument("--pooler-pool-size", type=int, default=20, help="that PgBouncer's default_pool_size")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -335,6 +389,8 @@ def main() -> int:
         contenders=contenders,
         defaults=args.defaults,
         processes=args.processes,
+        pooler=args.pooler,
+        pooler_pool_size=args.pooler_pool_size,
     )
     workdir = Path(tempfile.mkdtemp(prefix="applyq-bench-"))
     with sandbox(workdir, cfg.latency_ms) as url:

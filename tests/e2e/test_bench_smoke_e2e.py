@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 SMALL = ["--submissions", "300", "--rounds", "1", "--warmup", "20", "--calls", "100", "--cli-runs", "2",
          "--cli-batch", "50", "--memory-count", "2000", "--memory-settle-s", "1",
-         "--skip", "traffic,sporadic,one_integration"]  # fmt: skip
+         "--skip", "traffic,sporadic,one_integration,pgbouncer"]  # fmt: skip
 
 
 def test_a_small_benchmark_run_prints_the_table_and_writes_the_figures(tmp_path: Path) -> None:

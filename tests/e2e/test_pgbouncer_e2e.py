@@ -17,7 +17,6 @@ import pytest
 
 from tests.conftest import require_service
 from tests.e2e.conftest import PG_ADMIN_URL, Stack, fresh_database, kombo_submission, start_stack
-from tests.e2e.pgbouncer import pooled_url, run_pgbouncer
 
 # a few of the Kombo module's tests, collected here a second time with the pooled `stack` below (the whole
 # module through the pooler costs CI more than its 15-minute budget allows)
@@ -26,6 +25,7 @@ from tests.e2e.test_kombo_e2e import (  # noqa: F401
     test_success_on_the_first_attempt,
     test_the_same_key_replays_and_a_different_payload_exits_3,
 )
+from worker.local.pgbouncer import pooled_url, run_pgbouncer
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,7 @@
-"""A PgBouncer in transaction mode in front of the test PostgreSQL, as a pooled deployment runs applyq.
+"""A PgBouncer in transaction mode in front of a local PostgreSQL, as a pooled deployment runs applyq.
+
+For the PgBouncer e2e tests and the benchmark's pooled case (``benchmarks/throughput.py``): both start it
+here, beside the sandbox and the workers (``worker/local/processes.py``), so the benchmarks never import tests.
 
 Debian's ``pgbouncer`` package (``apt-get install pgbouncer``); the process is started here, on a free port,
 trusting the local user, and stopped afterwards. PgBouncer will not run as root, so as root it switches
@@ -50,10 +53,12 @@ def pooled_url(url: str, port: int) -> str:
 
 
 @contextlib.contextmanager
-def run_pgbouncer(admin_url: str, *, pool_size: int = 20) -> Iterator[int]:
+def run_pgbouncer(admin_url: str, *, pool_size: int = 20, log: Path | None = None) -> Iterator[int]:
     """Start PgBouncer (transaction mode) in front of ``admin_url``'s server; yield its port; stop it.
 
-    Raises ``FileNotFoundError`` when PgBouncer is not installed.
+    ``pool_size`` is its ``default_pool_size``: server connections per database and user. ``log``, when given,
+    receives PgBouncer's own log once it has stopped (its directory is removed, and may be the postgres
+    user's). Raises ``FileNotFoundError`` when PgBouncer is not installed.
     """
     if not Path(PGBOUNCER).exists():
         raise FileNotFoundError(f"{PGBOUNCER} (apt-get install pgbouncer)")
@@ -81,6 +86,8 @@ def run_pgbouncer(admin_url: str, *, pool_size: int = 20) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log is not None and (directory / "pgbouncer.log").exists():
+            shutil.copyfile(directory / "pgbouncer.log", log)
         shutil.rmtree(directory, ignore_errors=True)
 
 
