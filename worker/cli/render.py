@@ -147,23 +147,22 @@ def render_stats(console: Console, data: dict[str, Any]) -> None:
     console.print(_kv_table("status", data["by_status"]))
     for key, title in (("by_provider", "provider"), ("by_code", "code"), ("by_integration", "integration")):
         console.print(_breakdown(title, data[key]))
-    over = _latest(data["latest_final"])
-    attempts = {k: _num(v) for k, v in data["attempts"].items()}
-    console.print(_kv_table("attempts", attempts, title=f"attempts per submission{over}"))
-    timing = Table("final status", "count", "p50 s", "p95 s", title=f"time to final state{over}")
+    console.print(_latest(data["latest_final"]), highlight=False)
+    console.print(_kv_table("attempts per submission", {k: _num(v) for k, v in data["attempts"].items()}))
+    timing = Table("final status", "count", "p50 s", "p95 s", title="time to final state")
     for name, s in data["time_to_final_s"].items():
         timing.add_row(name, str(s["count"]), _num(s["p50"]), _num(s["p95"]))
     console.print(timing)
 
 
 def _latest(window: dict[str, Any]) -> str:
-    """`` (latest 10000 final, since 2026-12-01T10:00:00)``: what the timings are over."""
-    since = f", since {window['oldest_finished_at'][:19]}" if window["oldest_finished_at"] else ""
-    return f" (latest {window['count']} final{since})"
+    """What the timings are over: the latest to reach a final state, how many and since when."""
+    since = f", finished since {window['oldest_finished_at'][:19]}" if window["oldest_finished_at"] else ""
+    return f"timings of the latest {window['count']} to reach a final state (--latest {window['limit']}){since}:"
 
 
-def _kv_table(header: str, values: dict[str, Any], title: str | None = None) -> Table:
-    table = Table(header, "value", title=title)
+def _kv_table(header: str, values: dict[str, Any]) -> Table:
+    table = Table(header, "value")
     for key, value in values.items():
         table.add_row(str(key), str(value))
     return table

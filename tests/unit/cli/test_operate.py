@@ -155,6 +155,7 @@ def test_stats_as_json_and_as_tables(sessions: sessionmaker[Session]) -> None:
     assert data["by_status"] == {"succeeded": 1, "parked": 1}
     text = applyq("stats", "--since", "3650d").stdout
     assert "time to final state" in text and "2 submissions" in text
+    assert "timings of the latest 2 to reach a final state (--latest 10000)" in text
     assert applyq("stats", "--since", "last week").exit_code == 2
 
 
