@@ -6,9 +6,9 @@ such a turn through the database (a write, a dispatcher pass, a message, a peek)
 and a burst for one integration turned into thousands of deferrals. So the turn waits in its thread, holding
 no database connection, and asks the gate again when a slot is likely free:
 
-* a request of this process to that key is answered (``freed``): the longest waiter is woken, and a waiter
-  that gets through wakes the next (there may be room for more: the slow start's rate grew, several
-  slots freed), so the sends are not clocked by the answers alone;
+* a request of this process to that key is answered (``freed``): the longest waiter is woken; a waiter
+  that gets through the slow start's pace wakes the next (the rate grew: there may be room for more), so
+  the sends are not clocked by the answers alone;
 * every ``poll_s`` the longest waiter asks anyway, for slots freed by other worker processes or by leases
   that ran out (the others wait behind it, without asking Redis).
 
@@ -36,6 +36,20 @@ __all__ = ["SlotWaits"]
 _WAITED = frozenset({Wait.CONCURRENCY, Wait.PACING})
 
 
+class _Waiter:
+    """One waiting turn: its event wakes it; ``woken`` says a slot may be free (else: its turn to poll)."""
+
+    __slots__ = ("event", "woken")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.woken = False
+
+    def wake(self) -> None:
+        self.woken = True
+        self.event.set()
+
+
 class SlotWaits:
     """This process's turns waiting for slots, first come first served per key; thread-safe."""
 
@@ -43,7 +57,7 @@ class SlotWaits:
         self._poll_s = poll_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._waiters: dict[str, deque[threading.Event]] = {}
+        self._waiters: dict[str, deque[_Waiter]] = {}
 
     def acquire(self, key: str, ask: Callable[[], Gate], first: Gate, budget_s: float) -> Gate:
         """Ask the gate again (``ask``) until it answers neither "concurrency" nor "pacing", or ``budget_s`` is spent.
@@ -54,26 +68,28 @@ class SlotWaits:
         if gate.verdict not in _WAITED or budget_s <= 0:
             return gate
         deadline = self._monotonic() + budget_s
-        me = threading.Event()
+        me = _Waiter()
         with self._lock:
-            line = self._waiters.setdefault(key, deque())
-            line.append(me)
+            self._waiters.setdefault(key, deque()).append(me)
+        waited = gate.verdict
         try:
             while gate.verdict in _WAITED and (left := deadline - self._monotonic()) > 0:
-                woken = me.wait(min(left, self._poll_s))
-                me.clear()
-                if woken or self._is_first(key, me):
+                waited = gate.verdict
+                polls = self._is_first(key, me)  # only the first polls; the others sleep until woken
+                me.event.wait(min(left, self._poll_s) if polls else left)
+                if self._take_wake(me) or polls:
                     gate = ask()
             return gate
         finally:
-            self._leave(key, me, pass_on=gate.go)
+            # through the slow start's pace, there may be room for more (the rate grew); a freed slot is one
+            self._leave(key, me, pass_on=gate.go and waited is Wait.PACING)
 
     def freed(self, key: str) -> None:
         """A request of this process to ``key`` was answered: wake its longest waiter not yet woken."""
         with self._lock:
             for waiter in self._waiters.get(key, ()):
-                if not waiter.is_set():
-                    waiter.set()
+                if not waiter.woken:
+                    waiter.wake()
                     return
 
     def waiting(self, key: str) -> int:
@@ -81,20 +97,30 @@ class SlotWaits:
         with self._lock:
             return len(self._waiters.get(key, ()))
 
-    def _is_first(self, key: str, me: threading.Event) -> bool:
+    def _is_first(self, key: str, me: _Waiter) -> bool:
         with self._lock:
             line = self._waiters.get(key)
             return bool(line) and line[0] is me  # type: ignore[index]
 
-    def _leave(self, key: str, me: threading.Event, *, pass_on: bool) -> None:
-        """Leave the line; wake the next waiter if this one got through (there may be room for more: the
-        rate grew, several slots freed) or was woken for a slot it no longer needs."""
+    def _take_wake(self, me: _Waiter) -> bool:
+        """Whether a slot may have freed for ``me`` (not merely its turn to poll); resets both."""
+        with self._lock:
+            woken, me.woken = me.woken, False
+            me.event.clear()
+            return woken
+
+    def _leave(self, key: str, me: _Waiter, *, pass_on: bool) -> None:
+        """Leave the line; wake the next waiter if asked to or if this one was woken for a slot it no longer
+        needs; a next waiter who becomes the first is only told to start polling."""
         with self._lock:
             line = self._waiters.get(key)
             if line is None:
                 return
+            was_first = line[0] is me
             line.remove(me)
             if not line:
                 del self._waiters[key]
-            elif pass_on or me.is_set():
-                line[0].set()
+            elif pass_on or me.woken:
+                line[0].wake()
+            elif was_first:
+                line[0].event.set()
