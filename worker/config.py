@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     rate_limits: str = ""
     #: A rate slot this close is awaited in the worker thread; a later one defers the submission.
     max_inline_wait_s: float = Field(default=0.5, ge=0)
-    #: A concurrency slot is awaited in the worker thread up to this long (it frees when a request in flight
-    #: is answered); a turn still without one is deferred in the database. 0: defer at once.
+    #: A concurrency slot (or the adaptive rate's slow-start pace) is awaited in the worker thread up to this
+    #: long (a slot frees when a request in flight is answered); a turn still waiting then is deferred in the
+    #: database. 0: defer at once.
     max_slot_wait_s: float = Field(default=5.0, ge=0)
     #: Python log level of the JSON logs (``DEBUG``, ``INFO``, ``WARNING``…).
     log_level: str = "INFO"
