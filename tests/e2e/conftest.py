@@ -189,6 +189,20 @@ def stack(pg_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory)
         yield stack
 
 
+@contextlib.contextmanager
+def running_api(stack: Stack, token: str, log_name: str, *, timeout_s: float = 5.0) -> Iterator[httpx.Client]:
+    """``applyq api`` on the stack's database and queue, accepting ``token``; a client that sends it."""
+    port = free_port()
+    proc = spawn(["api", "--port", str(port)], {**stack.env, "APPLYQ_API_TOKENS": token}, stack.tmp / log_name)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/openapi.json")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=timeout_s) as client:
+            yield client
+    finally:
+        proc.stop()
+
+
 def kombo_submission(job_id: str, **overrides: Any) -> dict[str, Any]:
     """A unique Kombo submission for the sandbox scenario in ``job_id``."""
     tag = uuid.uuid4().hex[:10]

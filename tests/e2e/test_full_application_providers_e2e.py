@@ -18,12 +18,11 @@ import sqlalchemy as sa
 from openapi_core import OpenAPI
 
 from tests.conftest import SPECS
-from tests.e2e.conftest import STACKONE_KEY, Stack, kombo_submission
+from tests.e2e.conftest import STACKONE_KEY, Stack, kombo_submission, running_api
 from tests.e2e.test_celper_e2e import celper_submission
 from tests.e2e.test_stackone_e2e import stackone_submission
 from tests.unit.providers.test_contract_stackone import as_openapi
 from worker.db.models import Submission
-from worker.local.processes import free_port, spawn, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -61,16 +60,8 @@ def stackone_spec() -> OpenAPI:
 @pytest.fixture(scope="module")
 def api(stack: Stack) -> Iterator[httpx.Client]:
     """``applyq api`` on the stack's database and queue."""
-    port = free_port()
-    proc = spawn(["api", "--port", str(port)], {**stack.env, "APPLYQ_API_TOKENS": TOKEN}, stack.tmp / "full-api.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/openapi.json")
-        with httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
-        ) as client:
-            yield client
-    finally:
-        proc.stop()
+    with running_api(stack, TOKEN, "full-api.log", timeout_s=30) as client:
+        yield client
 
 
 def delivered(stack: Stack, payload: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tests.e2e.conftest import Stack, free_port, kombo_submission, spawn, wait_http
+from tests.e2e.conftest import Stack, kombo_submission, running_api
 from worker.db.models import Submission
 from worker.intake.guard import Tokens
 from worker.intake.http import ADVISORY_LOCK_CLASS, in_flight_name
@@ -24,14 +24,8 @@ TOKEN = "e2e-api-token-0123456789"
 
 @pytest.fixture(scope="module")
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    port = free_port()
-    proc = spawn(["api", "--port", str(port)], {**stack.env, "APPLYQ_API_TOKENS": TOKEN}, stack.tmp / "api.log")
-    try:
-        wait_http(f"http://127.0.0.1:{port}/openapi.json")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"}) as c:
-            yield c
-    finally:
-        proc.stop()
+    with running_api(stack, TOKEN, "api.log") as client:
+        yield client
 
 
 def split(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:

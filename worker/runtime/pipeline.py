@@ -138,9 +138,10 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     with runtime.sessions() as session:
         dues = peek_due(session, submission_ids)
     due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
-    turns = {
-        sid: runtime.pool.submit(_key_of(runtime, dues[sid]), take_turn, runtime, sid, dues[sid]) for sid in due_ids
-    }
+    turns = {}
+    for sid in due_ids:
+        key = _key_of(runtime, dues[sid])
+        turns[sid] = runtime.pool.submit(key, take_turn, runtime, sid, dues[sid], key)
     wait(turns.values())
     errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
     if errors:
@@ -152,10 +153,9 @@ def _key_of(runtime: Runtime, due: Due) -> str:
     return runtime.traffic.key(Provider(due.provider), due.integration_id)
 
 
-def take_turn(runtime: Runtime, submission_id: str, due: Due) -> Outcome:
-    """One submission's attempt, in a pool thread: limits first, then claim, call, decide, record."""
+def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Outcome:
+    """One submission's attempt in a pool thread (``key``: its limit key): limits, claim, call, decide, record."""
     provider = Provider(due.provider)
-    key = _key_of(runtime, due)
     hold_key = runtime.traffic.hold_key(provider)
     spec = runtime.traffic.spec(key)
     limiter = runtime.traffic.limiter
