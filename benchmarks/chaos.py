@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import redis
@@ -39,6 +39,7 @@ from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
 from worker.intake.enqueue import enqueue, validate_all
+from worker.local.pgbouncer import pooled_url
 from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.local.sandbox.config import SandboxConfig
 from worker.runtime.tasks import CeleryPublisher, create_celery
@@ -80,6 +81,10 @@ class ChaosConfig:
     submit_seconds: float = 10.0
     timeout_s: float = 600.0
     seed: int = 7
+    #: a PgBouncer in transaction mode (``worker/local/pgbouncer.py``) that the workers and the submitter reach
+    #: PostgreSQL through, with ``APPLYQ_DATABASE_POOLER=transaction``; None: directly. The run's own
+    #: checks read PostgreSQL directly either way.
+    pgbouncer_port: int | None = None
 
 
 @dataclass
@@ -134,19 +139,26 @@ class Chaos:
         self.procs: list[Proc] = []
         self.pg_url = create_database(PG_ADMIN_URL, "applyq_chaos")
         migrate(self.pg_url)
+        #: where applyq itself (the workers, the submitter) connects, and through what
+        self.applyq_url = self.pg_url if cfg.pgbouncer_port is None else pooled_url(self.pg_url, cfg.pgbouncer_port)
+        self.pooler: Literal["none", "transaction"] = "none" if cfg.pgbouncer_port is None else "transaction"
         port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{port}"
         self.env = {
             **os.environ,
             **WORKER_ENV,
-            "APPLYQ_DATABASE_URL": self.pg_url,
+            "APPLYQ_DATABASE_URL": self.applyq_url,
+            "APPLYQ_DATABASE_POOLER": self.pooler,
             "APPLYQ_BROKER_URL": REDIS_URL,
             "APPLYQ_QUEUE": f"applyq-chaos-{uuid.uuid4().hex[:6]}",
             "APPLYQ_KOMBO_BASE_URL": self.sandbox_url,
             "APPLYQ_STACKONE_BASE_URL": self.sandbox_url,
             "APPLYQ_CELPER_BASE_URL": f"{self.sandbox_url}/v1",
         }
-        self.settings = Settings(broker_url=REDIS_URL, queue=self.env["APPLYQ_QUEUE"], database_url=self.pg_url)
+        self.settings = Settings(
+            broker_url=REDIS_URL, queue=self.env["APPLYQ_QUEUE"], database_url=self.applyq_url,
+            database_pooler=self.pooler,
+        )  # fmt: skip
         sandbox_args = ["--port", str(port), "--latency-ms", str(cfg.latency_ms), "--hang-s", "3",
                         "--celper-rate-limit", "1000000"]  # fmt: skip
         self.procs.append(spawn(["sandbox", *sandbox_args], self.env, workdir / "sandbox.log"))
@@ -175,7 +187,7 @@ class Chaos:
         return self.report
 
     def _submit_all(self, ids: list[str]) -> None:
-        sessions = create_session_factory(create_engine(self.pg_url, pool_size=2))
+        sessions = create_session_factory(create_engine(self.applyq_url, pool_size=2, pooler=self.pooler))
         publisher = CeleryPublisher(create_celery(self.settings, REDIS_URL))
         items = validate_all(build_items(self.cfg, uuid.uuid4().hex[:6]))
         batches = [items[i : i + 50] for i in range(0, len(items), 50)]

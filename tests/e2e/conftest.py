@@ -1,4 +1,13 @@
-"""End-to-end fixtures: real PostgreSQL, real Redis, the sandbox and a worker as separate processes."""
+"""End-to-end fixtures: real PostgreSQL, real Redis, the sandbox and a worker as separate processes.
+
+Every applyq process of a stack (worker, CLI, API, job board, metrics) reaches PostgreSQL through one PgBouncer in
+transaction mode, shared by the whole session, with ``APPLYQ_DATABASE_POOLER=transaction``: the way a pooled
+deployment runs (issue 16), at no cost of a second pass over the suite. ``APPLYQ_E2E_DATABASE=direct`` connects
+them straight to PostgreSQL instead (the default where PgBouncer is not installed, except under ``CI``, where a
+missing PgBouncer fails). The direct connection on applyq's defaults keeps its own e2e tests
+(``test_direct_connection_e2e.py``). The tests' own reads and setup (``Stack.sessions``, ``fresh_database``'s
+migration) always go to PostgreSQL directly: they are the harness, not applyq under test.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +29,10 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.conftest import require_service
+from tests.conftest import IN_CI, require_service
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
+from worker.local.pgbouncer import PGBOUNCER, pooled_url, run_pgbouncer
 from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.local.sandbox import SandboxConfig
 from worker.states import FINAL_STATUSES
@@ -33,6 +43,15 @@ KOMBO_KEY = "sandbox-kombo-key"
 STACKONE_KEY = SandboxConfig.stackone_api_key
 CELPER_KEY = SandboxConfig.celper_api_key
 FINAL = {s.value for s in FINAL_STATUSES}
+
+#: ``pgbouncer`` or ``direct``: how the stacks' applyq processes reach PostgreSQL (see the module's docstring).
+#: Unset: ``pgbouncer`` where it is installed, and always under ``CI`` (so a CI machine without it fails).
+E2E_DATABASE = os.environ.get("APPLYQ_E2E_DATABASE") or ("pgbouncer" if IN_CI or Path(PGBOUNCER).exists() else "direct")
+if E2E_DATABASE not in ("pgbouncer", "direct"):
+    raise ValueError(f"APPLYQ_E2E_DATABASE={E2E_DATABASE!r}: pgbouncer or direct")
+#: PgBouncer's ``default_pool_size``: server connections per database. A stack's worker runs 8 threads, and its
+#: transactions are milliseconds long; each test's fresh database gets a pool of its own.
+PGBOUNCER_POOL_SIZE = 10
 
 #: Short timings so retries happen within seconds.
 WORKER_ENV = {
@@ -57,7 +76,7 @@ SANDBOX_RETRY_AFTER_S = 2
 
 @contextlib.contextmanager
 def fresh_database() -> Iterator[str]:
-    """A new PostgreSQL database, migrated to head, dropped afterwards."""
+    """A new PostgreSQL database, migrated to head (directly: setup, not applyq under test), dropped afterwards."""
     try:
         url = create_database(PG_ADMIN_URL, "applyq_e2e")
     except sa.exc.OperationalError as exc:
@@ -67,6 +86,56 @@ def fresh_database() -> Iterator[str]:
         yield url
     finally:
         drop_database(PG_ADMIN_URL, url)
+
+
+class _Pooler:
+    """The session's one PgBouncer: started by the first stack that needs it, stopped when the session ends."""
+
+    def __init__(self) -> None:
+        self._running = contextlib.ExitStack()
+        self.port: int | None = None
+        #: where PgBouncer's own log is copied when it stops (set by the session fixture below)
+        self.log: Path | None = None
+
+    def start(self) -> int:
+        """The PgBouncer's port, started if need be; skips, or fails under CI, without PgBouncer."""
+        if self.port is None:
+            try:
+                self.port = self._running.enter_context(
+                    run_pgbouncer(PG_ADMIN_URL, pool_size=PGBOUNCER_POOL_SIZE, log=self.log)
+                )
+            except (FileNotFoundError, RuntimeError) as exc:
+                require_service("PgBouncer", f"{exc} (APPLYQ_E2E_DATABASE=direct runs the suite without it)")
+        assert self.port is not None
+        return self.port
+
+    def url(self, pg_url: str) -> str:
+        """``pg_url`` (a database on PostgreSQL) through the PgBouncer."""
+        return pooled_url(pg_url, self.start())
+
+    def close(self) -> None:
+        self._running.close()
+        self.port = None
+
+
+PGBOUNCER_POOL = _Pooler()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_pgbouncer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    PGBOUNCER_POOL.log = tmp_path_factory.getbasetemp() / "pgbouncer.log"
+    yield
+    PGBOUNCER_POOL.close()
+
+
+def database_env(pg_url: str, *, direct: bool = False) -> dict[str, str]:
+    """``APPLYQ_DATABASE_URL`` and ``APPLYQ_DATABASE_POOLER`` of an applyq process on the database ``pg_url``.
+
+    Through the session's PgBouncer unless ``direct`` or ``APPLYQ_E2E_DATABASE=direct``.
+    """
+    if direct or E2E_DATABASE == "direct":
+        return {"APPLYQ_DATABASE_URL": pg_url, "APPLYQ_DATABASE_POOLER": "none"}
+    return {"APPLYQ_DATABASE_URL": PGBOUNCER_POOL.url(pg_url), "APPLYQ_DATABASE_POOLER": "transaction"}
 
 
 @pytest.fixture(scope="session")
@@ -145,12 +214,15 @@ class Stack:
         return sum(int(a["creations"]) for a in held if a["job_id"] == job_id)
 
 
-def stack_env(pg_url: str, redis_url: str, sandbox_url: str) -> dict[str, str]:
-    """The environment of every applyq process of one stack: all providers point at the sandbox."""
+def stack_env(pg_url: str, redis_url: str, sandbox_url: str, *, direct: bool = False) -> dict[str, str]:
+    """The environment of every applyq process of one stack: all providers point at the sandbox.
+
+    The database is ``pg_url`` through the session's PgBouncer, or directly (``database_env``).
+    """
     return {
         **os.environ,
         **WORKER_ENV,
-        "APPLYQ_DATABASE_URL": pg_url,
+        **database_env(pg_url, direct=direct),
         "APPLYQ_BROKER_URL": redis_url,
         "APPLYQ_KOMBO_BASE_URL": sandbox_url,
         "APPLYQ_STACKONE_BASE_URL": sandbox_url,
@@ -162,12 +234,22 @@ def stack_env(pg_url: str, redis_url: str, sandbox_url: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def start_stack(
-    pg_url: str, redis_url: str, tmp: Path, *, with_worker: bool = True, sandbox_args: tuple[str, ...] = ()
+    pg_url: str,
+    redis_url: str,
+    tmp: Path,
+    *,
+    with_worker: bool = True,
+    sandbox_args: tuple[str, ...] = (),
+    direct: bool = False,
 ) -> Iterator[Stack]:
-    """Sandbox (and a worker) as child processes on ``pg_url``; everything is stopped afterwards."""
+    """Sandbox (and a worker) as child processes on ``pg_url``; everything is stopped afterwards.
+
+    Their connections go through the session's PgBouncer unless ``direct`` (``database_env``); the stack's
+    ``sessions`` (the test's own reads) always reach ``pg_url`` directly.
+    """
     port = free_port()
     sandbox_url = f"http://127.0.0.1:{port}"
-    env = stack_env(pg_url, redis_url, sandbox_url)
+    env = stack_env(pg_url, redis_url, sandbox_url, direct=direct)
     args = ["sandbox", "--port", str(port), "--hang-s", "2", "--retry-after-s", str(SANDBOX_RETRY_AFTER_S)]
     sandbox = spawn([*args, *sandbox_args], env, tmp / "sandbox.log")
     engine = create_engine(pg_url, pool_size=2)

@@ -1,4 +1,8 @@
-"""``make bench-scale`` on a small history, so the benchmark cannot rot (its timings are not judged here)."""
+"""``make bench-scale`` on a small history, so the benchmark cannot rot (its timings are not judged here).
+
+Directly on PostgreSQL, never through the suite's PgBouncer: the benchmark measures queries against PostgreSQL
+with its own settings, as ``make bench-scale`` runs it.
+"""
 
 from __future__ import annotations
 

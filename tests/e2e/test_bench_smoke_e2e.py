@@ -1,4 +1,8 @@
-"""CI's small benchmark run: the suite still works end to end and prints its table (timings are not asserted)."""
+"""CI's small benchmark run: the suite still works end to end and prints its table (timings are not asserted).
+
+The benchmarks start their own stacks with their own settings, directly on PostgreSQL as ``make bench`` runs
+them, not through the e2e suite's PgBouncer (their own PgBouncer case, ``pgbouncer``, is skipped here for time).
+"""
 
 from __future__ import annotations
 

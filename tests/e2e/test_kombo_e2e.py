@@ -37,6 +37,21 @@ def test_success_on_the_first_attempt(stack: Stack) -> None:
     assert decisions(status) == ["success"]
 
 
+def test_a_burst_is_delivered_without_a_statement_lost_between_connections(stack: Stack) -> None:
+    # Given a burst of submissions: every hot-path statement runs far more than psycopg's 5 times before it
+    # prepares it (direct), on many server connections (behind PgBouncer in transaction mode, where applyq
+    # must prepare nothing: the next transaction may get another server connection)
+    ids = stack.submit_many([kombo_submission("ok--burst") for _ in range(120)])
+    # When they are delivered
+    stack.wait_final(*ids, timeout_s=90)
+    statuses = {stack.status(i)["status"] for i in ids[:5]}
+    # Then all succeeded, and no worker task failed on a statement prepared on another connection
+    assert statuses == {"succeeded"}
+    logs = "".join(proc.output() for proc in stack.procs)
+    assert "prepared statement" not in logs
+    assert "DuplicatePreparedStatement" not in logs and "InvalidSqlStatementName" not in logs
+
+
 def test_rate_limited_then_succeeds_never_before_retry_after(stack: Stack) -> None:
     payload = kombo_submission("ratelimit1--job")
     submission_id = stack.submit(payload)

@@ -1,4 +1,9 @@
-"""Several ``applyq migrate`` at once on PostgreSQL, as containers of one deployment start: all succeed."""
+"""Several ``applyq migrate`` at once on PostgreSQL, as containers of one deployment start: all succeed.
+
+Ten rounds directly on PostgreSQL (applyq's default connection, and where the advisory lock lives), and one
+through the session's PgBouncer in transaction mode: the lock is transaction-scoped so that it holds there too
+(a session-level lock would stay on whichever server connection took it).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from tests.conftest import require_service
-from tests.e2e.conftest import PG_ADMIN_URL
+from tests.e2e.conftest import PG_ADMIN_URL, PGBOUNCER_POOL
 from worker.db.engine import alembic_config, create_engine
 from worker.local.processes import create_database, drop_database
 
@@ -21,9 +26,9 @@ ROUNDS = 10
 AT_ONCE = 3
 
 
-def migrate_at_once(url: str) -> list[subprocess.CompletedProcess[str]]:
+def migrate_at_once(url: str, pooler: str = "none") -> list[subprocess.CompletedProcess[str]]:
     """Start ``AT_ONCE`` ``applyq migrate`` processes together on ``url``; wait for all of them."""
-    env = {**os.environ, "APPLYQ_DATABASE_URL": url}
+    env = {**os.environ, "APPLYQ_DATABASE_URL": url, "APPLYQ_DATABASE_POOLER": pooler}
     procs = [
         subprocess.Popen([sys.executable, "-m", "worker", "migrate"], env=env, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -65,3 +70,23 @@ def test_three_migrates_at_once_on_a_fresh_database_all_succeed_ten_rounds_runni
             assert schema_version(url) == head
         finally:
             drop_database(PG_ADMIN_URL, url)
+
+
+def test_three_migrates_at_once_through_pgbouncer_all_succeed() -> None:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    try:
+        url = create_database(PG_ADMIN_URL, "applyq_migrate")
+    except sa.exc.OperationalError as exc:
+        require_service("PostgreSQL", str(exc).splitlines()[0])
+    try:
+        # Given a new, empty database behind PgBouncer in transaction mode (skips without one, fails under CI)
+        pooled = PGBOUNCER_POOL.url(url)
+        # When three deployments' migrate run together through it
+        results = migrate_at_once(pooled, pooler="transaction")
+        # Then each exits 0 without a traceback, and the schema is at head once
+        for result in results:
+            assert result.returncode == 0, result.stderr
+            assert "Traceback" not in result.stderr
+        assert schema_version(url) == head
+    finally:
+        drop_database(PG_ADMIN_URL, url)

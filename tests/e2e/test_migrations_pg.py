@@ -1,4 +1,8 @@
-"""``alembic upgrade head`` and ``alembic check`` on real PostgreSQL."""
+"""``alembic upgrade head`` and ``alembic check`` on real PostgreSQL.
+
+Directly on PostgreSQL (the session's database), never through the suite's PgBouncer: this compares the models
+with PostgreSQL's schema, in this process. ``applyq migrate`` through PgBouncer: ``test_migrate_concurrent_e2e.py``.
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import submission_dict
-from tests.e2e.conftest import fresh_database
+from tests.e2e.conftest import database_env, fresh_database
 from worker.db.engine import alembic_config, create_engine, create_session_factory
 from worker.db.models import Submission
 from worker.db.submissions import add_submissions
@@ -45,7 +45,7 @@ def store(sessions: sessionmaker[Session], key: str, email: str, scope: str = "d
 
 
 def purge(url: str, email: str) -> dict[str, object]:
-    env = {**os.environ, "APPLYQ_DATABASE_URL": url}
+    env = {**os.environ, **database_env(url)}  # `applyq purge` through the suite's PgBouncer, like every CLI
     args = [sys.executable, "-m", "worker", "purge", "--email", email, "--dry-run", "--json"]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

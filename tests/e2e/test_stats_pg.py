@@ -1,4 +1,8 @@
-"""``applyq stats`` on real PostgreSQL: the tallied counts agree with the rows, and migration 0008 recounts."""
+"""``applyq stats`` on real PostgreSQL: the tallied counts agree with the rows, and migration 0008 recounts.
+
+Directly on PostgreSQL, never through the suite's PgBouncer: these are about PostgreSQL's own triggers, tallies
+and migrations, run in this process; no applyq process is started whose connection a pooler would carry.
+"""
 
 from __future__ import annotations
 

@@ -75,9 +75,13 @@ def run_pgbouncer(admin_url: str, *, pool_size: int = 20, log: Path | None = Non
         for path in (directory, *directory.iterdir()):
             os.chown(path, user.pw_uid, user.pw_gid)
         command[1:1] = ["-u", "postgres"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # PgBouncer logs every line to stderr as well: into a file, never a pipe nobody reads while it runs (after
+    # 64 KiB of log, a full pipe would block PgBouncer, and every client with it)
+    stderr = directory / "stderr.log"
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
     try:
-        _wait_listening(listen, process)
+        _wait_listening(listen, process, stderr)
         yield listen
     finally:
         process.terminate()
@@ -91,11 +95,11 @@ def run_pgbouncer(admin_url: str, *, pool_size: int = 20, log: Path | None = Non
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+def _wait_listening(port: int, process: subprocess.Popen[bytes], stderr: Path, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"pgbouncer exited: {stderr.read_text(errors='replace')}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.05)
