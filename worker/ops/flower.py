@@ -4,6 +4,9 @@ Flower is a view of what workers do now (from Celery events, in memory); the dat
 ``applyq`` admin commands are the record and the way to act on parked work. By default Flower runs
 ``--read_only``: its control buttons (revoke, pool resize, worker shutdown) are off unless asked for.
 Its ``/metrics`` and ``/healthcheck`` are not behind the auth (Flower's design): keep the port internal.
+
+Workers send Celery's task events only while a monitor asks for them (``enable_events``): Flower does, at
+start and every 5 s (its ``--enable_events``, on by default), so a worker started later is seen too.
 """
 
 from __future__ import annotations
@@ -63,4 +66,7 @@ def run_flower(settings: Settings, options: FlowerOptions) -> int:
     argv = flower_argv(settings, options)
     configure_logging(settings.log_level)
     app = create_celery(settings, resolve_broker_url(settings))
+    # workers send task events only when asked (worker/runtime/tasks.py); Flower asks every 5 s, from 5 s
+    # after it starts: asking now shows the tasks of the first seconds too
+    app.control.enable_events()
     return int(app.start(argv) or 0)

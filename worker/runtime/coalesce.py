@@ -32,6 +32,10 @@ class Coalescer(Generic[T, R]):
 
     def submit(self, item: T) -> R:
         """Run ``item`` in the next batch and return its result (or raise the batch's error)."""
+        return self.enqueue(item).result()
+
+    def enqueue(self, item: T) -> Future[R]:
+        """Run ``item`` in the next batch; its future gets the result (or the batch's error)."""
         future: Future[R] = Future()
         with self._ready:
             self._pending.append((item, future))
@@ -39,7 +43,7 @@ class Coalescer(Generic[T, R]):
                 self._thread = threading.Thread(target=self._loop, name=f"applyq-{self._name}", daemon=True)
                 self._thread.start()
             self._ready.notify()
-        return future.result()
+        return future
 
     def _loop(self) -> None:
         """Run batches while there is work; exit after a second without any (``submit`` starts a new one)."""

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.config import Settings
 from worker.db.leases import LOOKUP, SEND, Claim, Due, Finished, claim, defer, finish, peek_due
 from worker.privacy import candidate_values, scrub
-from worker.providers import Accepted, Adapter, Answer, Delivery
+from worker.providers import Accepted, Adapter, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
 from worker.runtime.fairpool import FairPool
@@ -36,7 +36,7 @@ from worker.traffic.signals import Traffic, hints_for, signal_for
 from worker.traffic.slots import SlotWaits
 from worker.webhooks.events import OutcomeRow, add_outcome_events
 
-__all__ = ["Outcome", "Runtime", "process_batch", "process_submission"]
+__all__ = ["Outcome", "Runtime", "Turn", "process_batch", "process_submission"]
 
 log = logging.getLogger("applyq.pipeline")
 
@@ -131,8 +131,10 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     A stale or duplicate id does nothing. A submission its integration's limits hold back waits in its
     thread when a slot is near (a concurrency slot, a rate slot within ``max_inline_wait_s``) and is deferred
     in the database without an attempt when it is not, so a long wait never occupies a worker. The turns
-    share the threads round-robin across limit keys. The outcomes follow the ids' order; an unexpected error
-    is raised once the batch's other turns are over.
+    share the threads round-robin across limit keys; a turn's thread and its concurrency slot are free once
+    the provider has answered, and the batch returns (the message is acknowledged) once every answer is
+    recorded. The outcomes follow the ids' order; an unexpected error is raised once the batch's other
+    turns are over.
     """
     runtime.heartbeat()
     with runtime.sessions() as session:
@@ -144,16 +146,54 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
         turns[sid] = runtime.pool.submit(key, take_turn, runtime, sid, dues[sid], key)
     wait(turns.values())
     errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
+    errors += _settle([turn.result() for turn in turns.values() if turn.exception() is None])
     if errors:
         raise errors[0]
-    return [turns[sid].result() if sid in turns else _SKIPPED for sid in submission_ids]
+    return [turns[sid].result().outcome if sid in turns else _SKIPPED for sid in submission_ids]
+
+
+def _settle(turns: list[Turn]) -> list[BaseException]:
+    """Wait for the turns' recordings (the message is acknowledged once every answer is stored); log each."""
+    wait([turn.recorded for turn in turns if turn.recorded is not None])
+    errors = []
+    for turn in turns:
+        if turn.recorded is None or turn.sent is None:
+            continue
+        if (error := turn.recorded.exception()) is not None:
+            errors.append(error)
+        else:
+            _log(turn.sent.delivery, turn.sent.done, turn.recorded.result())
+    return errors
 
 
 def _key_of(runtime: Runtime, due: Due) -> str:
     return runtime.traffic.key(Provider(due.provider), due.integration_id)
 
 
-def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A claimed submission's answer and the verdict on it, not yet recorded."""
+
+    delivery: Delivery
+    done: Finished
+    ats: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a turn hands back to its batch: the outcome, and the recording of its answer when there was one.
+
+    The thread is free once the answer is handed to the group commit (``runtime.records``); the batch, hence
+    the message's acknowledgement, waits for the recording.
+    """
+
+    outcome: Outcome
+    #: False where the lease was lost before the answer was stored
+    recorded: Future[bool] | None = None
+    sent: _Sent | None = None
+
+
+def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Turn:
     """One submission's attempt in a pool thread (``key``: its limit key): limits, claim, call, decide, record."""
     provider = Provider(due.provider)
     hold_key = runtime.traffic.hold_key(provider)
@@ -167,23 +207,27 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Outco
         runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
         gate = limiter.gate(key, spec, submission_id, hold_key)
     if not gate.go:
-        return _defer(runtime, submission_id, key, gate)
-    signal, hints = Signal.NOT_SENT, Hints()
+        return Turn(_defer(runtime, submission_id, key, gate))
+    signal, hints, sent = Signal.NOT_SENT, Hints(), None
     try:
-        outcome, answer, ats = _attempt(runtime, submission_id)
-        if answer is not None:
-            signal, hints = signal_for(provider, ats, answer), hints_for(answer)
-        if signal is Signal.MISCONFIGURED:
-            extra = {"submission_id": submission_id, "limit_key": hold_key, "code": outcome.code}
-            log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
-        return outcome
+        sent = _send(runtime, submission_id)
+        if sent is not None:
+            signal, hints = signal_for(provider, sent.ats, sent.done.answer), hints_for(sent.done.answer)
     finally:
+        # the slot is a request in flight at the provider: it frees with the answer, before the recording
         limiter.observe(key, spec, gate, signal, hints, hold_key)
         runtime.slots.freed(key)
+    if sent is None:
+        return Turn(_SKIPPED)
+    turn = _record(runtime, sent)
+    if signal is Signal.MISCONFIGURED:
+        extra = {"submission_id": submission_id, "limit_key": hold_key, "code": turn.outcome.code}
+        log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
+    return turn
 
 
-def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | None, str | None]:
-    """Claim, then look up or deliver, decide, record; no answer if the claim was lost to another worker.
+def _send(runtime: Runtime, submission_id: str) -> _Sent | None:
+    """Claim, then look up or deliver, and decide; None if the claim was lost to another worker.
 
     After a send whose outcome is unknown (a timeout, a lost worker, an ambiguous 5xx), the next attempt asks
     the provider whether the application exists instead of sending it again: found is success, not found
@@ -191,7 +235,7 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
     """
     lease = runtime.claims.submit(submission_id)
     if lease is None:
-        return _SKIPPED, None, None
+        return None
     submission = SubmissionIn.from_stored(lease.payload)
     delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
     adapter = runtime.adapters[submission.provider]
@@ -199,14 +243,18 @@ def _attempt(runtime: Runtime, submission_id: str) -> tuple[Outcome, Answer | No
     started = time.perf_counter()
     answer = adapter.look_up(delivery) if looking else adapter.deliver(delivery)[0]
     latency_ms = (time.perf_counter() - started) * 1000
-    now = lease.now()
     ats = adapter.ats(submission.integration_id)
-    context = _context(lease, submission.provider, ats, now, runtime.rand())
+    context = _context(lease, submission.provider, ats, lease.now(), runtime.rand())
     verdict = (decide_lookup if looking else decide)(answer, context, runtime.settings)
-    done = Finished(lease, answer, verdict, latency_ms, LOOKUP if looking else SEND)
-    _log(delivery, submission.provider, done, runtime.records.submit(done))
+    return _Sent(delivery, Finished(lease, answer, verdict, latency_ms, LOOKUP if looking else SEND), ats)
+
+
+def _record(runtime: Runtime, sent: _Sent) -> Turn:
+    """Hand the answer to the group commit (its log line follows the recording, in ``_settle``)."""
+    answer, verdict = sent.done.answer, sent.done.verdict
     code = None if isinstance(answer, Accepted) else answer.label
-    return Outcome(verdict.decision.value, code, verdict.status.value), answer, ats
+    outcome = Outcome(verdict.decision.value, code, verdict.status.value)
+    return Turn(outcome, runtime.records.enqueue(sent.done), sent)
 
 
 def _context(lease: Claim, provider: Provider, ats: str | None, now: datetime, rand: float) -> AttemptContext:
@@ -244,12 +292,12 @@ _LEVELS = {
 }
 
 
-def _log(delivery: Delivery, provider: Provider, done: Finished, kept: bool) -> None:
+def _log(delivery: Delivery, done: Finished, kept: bool) -> None:
     """One structured line per state change: ids, codes and the provider's scrubbed message; no candidate data."""
     answer, verdict = done.answer, done.verdict
     extra: dict[str, Any] = {
         "submission_id": delivery.submission_id,
-        "provider": provider.value,
+        "provider": delivery.submission.provider.value,
         "integration_id": delivery.submission.integration_id,
         "attempt": done.lease.attempt_number,
         "kind": done.kind,

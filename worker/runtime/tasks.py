@@ -10,6 +10,8 @@ Settings chosen for at-least-once delivery with the database as the source of tr
 * ``task_reject_on_worker_lost = False``: a lost child does not requeue the message forever; the
   database lease expires and the dispatcher publishes the submission again, which is bounded by the
   attempt limits.
+* ``worker_send_task_events = False``: task events only while Flower (or ``celery control enable_events``)
+  asks for them; the publisher's ``task-sent`` events are always on, so Flower sees each task from its queueing.
 * ``visibility_timeout`` (the same value in every place Celery reads it) is longer than any attempt
   can run (HTTP timeout + lease margin), so a running task is never redelivered; no message ever waits
   in Redis for a future time: retries wait in the database (``next_attempt_at``), not as ETA messages.
@@ -50,7 +52,10 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_default_queue": settings.queue,
         "task_send_sent_event": True,
-        "worker_send_task_events": True,
+        # task events (received, started, succeeded: three Redis publishes per message) only while a monitor
+        # asks for them (Celery's default): Flower does (worker/ops/flower.py); always on, they cost a busy
+        # worker about a tenth of its CPU (make bench). Heartbeats (worker events) are sent either way.
+        "worker_send_task_events": False,
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_hijack_root_logger": False,

@@ -219,7 +219,13 @@ class RedisLimiter:
         """Per-key state for operators: rate, cooldown, breaker, in flight."""
         now = self._redis_now()
         keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat", count=1000)})
-        return [self._describe(k.removeprefix("applyq:lim:"), now) for k in keys] + self._key_cooldowns(now)
+        pipe = self._client.pipeline(transaction=False)  # one round trip for every key, however many
+        for key in keys:
+            self._read_state(pipe, key + ":", now)
+        states = pipe.execute()
+        each = [states[n * 5 : n * 5 + 5] for n in range(len(keys))]
+        rows = [self._describe(k.removeprefix("applyq:lim:"), state, now) for k, state in zip(keys, each, strict=True)]
+        return rows + self._key_cooldowns(now)
 
     def _key_cooldowns(self, now: float) -> list[dict[str, Any]]:
         """A row per API key cooling down as a whole (``Signal.KEY_RATE_LIMITED``)."""
@@ -253,19 +259,26 @@ class RedisLimiter:
                 released.append(name.decode().removeprefix("applyq:hold:"))
         return sorted(released)
 
-    def _describe(self, key: str, now: float) -> dict[str, Any]:
-        p = _prefix(key)
-        get = self._client.get
-        cool = float(get(p + "cool") or 0)
-        open_until = float(self._client.hget(p + "brk", "open_until") or 0)
-        rate = get(p + "rate")
+    @staticmethod
+    def _read_state(pipe: Any, p: str, now: float) -> None:
+        """Queue the five reads ``_describe`` takes, in its order, for the key whose prefix is ``p``."""
+        pipe.get(p + "cool")
+        pipe.hget(p + "brk", "open_until")
+        pipe.get(p + "rate")
+        pipe.zcount(p + "inflight", now, "+inf")
+        pipe.get(p + "tat")
+
+    @staticmethod
+    def _describe(key: str, state: list[Any], now: float) -> dict[str, Any]:
+        cool_at, open_at, rate, in_flight, tat = state
+        cool, open_until = float(cool_at or 0), float(open_at or 0)
         return {
             "key": key,
             "adaptive_rate_per_s": round(float(rate), 2) if rate else None,
             "cooldown_s": round(cool - now, 2) if cool > now else 0.0,
             "breaker": "open" if open_until > now else "half-open" if open_until else "closed",
-            "in_flight": self._client.zcount(p + "inflight", now, "+inf"),
-            "backlog_s": round(max(0.0, float(get(p + "tat") or 0) - now), 2),
+            "in_flight": int(in_flight),
+            "backlog_s": round(max(0.0, float(tat or 0) - now), 2),
         }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -18,8 +20,11 @@ from worker.errors import IdempotencyConflict
 from worker.intake.enqueue import enqueue, validate_all
 from worker.providers import build_adapters
 from worker.providers.kombo_preflight import PREFLIGHT_PATH
+from worker.runtime.coalesce import Coalescer
 from worker.runtime.pipeline import Runtime, process_batch, process_submission
 from worker.states import Status
+from worker.traffic.limiter import Gate, Wait
+from worker.traffic.signals import Traffic
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -336,3 +341,50 @@ def test_a_failed_lookup_is_retried_as_a_lookup_never_as_a_send(settings, sessio
     row = load(sessions, sid)
     assert len(posts) == 1
     assert [a.kind for a in row.attempts] == ["send", "lookup", "lookup"]
+
+
+class _Observing:
+    """A limiter that lets every turn go and notes, at each release, whether the answer was recorded yet."""
+
+    def __init__(self, recorded: threading.Event) -> None:
+        self.recorded = recorded
+        self.released_before_recording: list[bool] = []
+
+    def gate(self, key: str, spec: object, submission_id: str, hold_key: str = "") -> Gate:
+        return Gate(Wait.GO)
+
+    def observe(self, key: str, spec: object, gate: Gate, signal: object, hints: object, hold_key: str = "") -> None:
+        self.released_before_recording.append(not self.recorded.is_set())
+
+
+def test_the_slot_frees_with_the_answer_and_the_batch_returns_once_it_is_recorded(
+    settings, sessions, publisher, clock
+) -> None:
+    # Given a recording held back (a busy database) and a limiter that notes when the slot is released
+    sid = add(sessions, publisher, clock)
+    recorded, release = threading.Event(), threading.Event()
+    runtime = make_runtime(settings, sessions, clock, Script(ok))
+    limiter = _Observing(recorded)
+    runtime.traffic = Traffic(limiter)  # type: ignore[arg-type]
+    store = runtime.finish_all
+
+    def slow_finish(done):  # type: ignore[no-untyped-def]
+        release.wait(5)
+        kept = store(done)
+        recorded.set()
+        return kept
+
+    runtime.records = Coalescer(slow_finish, "record")
+    # When the batch runs
+    with ThreadPoolExecutor(1) as pool:
+        batch = pool.submit(process_batch, runtime, [sid])
+        deadline = time.monotonic() + 5
+        while not limiter.released_before_recording and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Then the provider's slot is free while the answer waits to be recorded, and the batch (whose return
+        # acknowledges the message) is not over until it is
+        assert limiter.released_before_recording == [True]
+        assert not batch.done()
+        release.set()
+        assert [o.status for o in batch.result(timeout=5)] == ["succeeded"]
+    assert load(sessions, sid).status == Status.SUCCEEDED.value

@@ -115,6 +115,22 @@ def test_the_breaker_opens_after_repeated_unavailability_and_probes_one_at_a_tim
     assert limiter.gate(key, spec, "after").go
 
 
+def test_no_limit_key_is_kept_forever_and_the_snapshot_reads_them_in_one_round_trip(
+    client: redis.Redis, key: str
+) -> None:
+    # Given an integration whose requests failed, then succeeded (the breaker closed again)
+    limiter = RedisLimiter(client, AdaptiveParams(breaker_threshold=3))
+    spec = LimitSpec(rate_per_s=1000, concurrency=5)
+    limiter.observe(key, spec, limiter.gate(key, spec, "a"), Signal.UNAVAILABLE, Hints())
+    limiter.observe(key, spec, limiter.gate(key, spec, "b"), Signal.SUCCESS, Hints())
+    # Then no key of it lasts longer than a day (a key per integration ever seen was a leak)
+    names = list(client.scan_iter(f"applyq:lim:{key}:*"))
+    assert names and all(0 < client.ttl(name) <= 86400 for name in names)
+    # ... and operators see its state, the breaker closed
+    (row,) = [r for r in limiter.snapshot() if r["key"] == key]
+    assert (row["breaker"], row["in_flight"], row["cooldown_s"]) == ("closed", 0, 0.0)
+
+
 def test_limits_are_per_key(client: redis.Redis, key: str) -> None:
     limiter = RedisLimiter(client)
     spec = LimitSpec(rate_per_s=1000)

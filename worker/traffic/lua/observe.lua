@@ -59,10 +59,9 @@ end
 if exhausted_until > now then cooldown(exhausted_until) end
 local rate = tonumber(redis.call('GET', p .. 'rate') or initial)
 if signal == 'success' or signal == 'other' then
-  redis.call('HSET', p .. 'brk', 'fails', 0)
-  if tonumber(redis.call('HGET', p .. 'brk', 'open_until') or '0') > 0 then
-    redis.call('HDEL', p .. 'brk', 'open_until', 'open_s')
-  end
+  -- a closed breaker with no failure is no hash at all: a key per integration ever seen, kept forever, was
+  -- a leak (and a scrape reading every one of them)
+  redis.call('HDEL', p .. 'brk', 'fails', 'open_until', 'open_s')
   -- what the provider let through counts towards the running measure of its pace; idle time is not its
   -- pace, so the measure ends with the backlog
   if adaptive then redis.call('ZADD', p .. 'sent', 'NX', sent, token) end
@@ -164,11 +163,11 @@ elseif signal == 'rate_limited' then
   redis.call('EXPIRE', ep, 86400)
 elseif signal == 'unavailable' then
   local fails = redis.call('HINCRBY', p .. 'brk', 'fails', 1)
+  redis.call('EXPIRE', p .. 'brk', 86400)
   if probe or fails >= threshold then
     local open_s = tonumber(redis.call('HGET', p .. 'brk', 'open_s') or '0')
     if open_s <= 0 then open_s = open_base elseif probe then open_s = math.min(open_max, open_s * 2) end
     redis.call('HSET', p .. 'brk', 'open_until', tostring(now + open_s), 'open_s', tostring(open_s))
-    redis.call('EXPIRE', p .. 'brk', 86400)
   end
 end
 return 1
