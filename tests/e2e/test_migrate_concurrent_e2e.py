@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -51,38 +52,16 @@ def schema_version(url: str) -> str | None:
         engine.dispose()
 
 
-@pytest.mark.timeout(600)
-def test_three_migrates_at_once_on_a_fresh_database_all_succeed_round_after_round() -> None:
-    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
-    for round_ in range(ROUNDS):
-        # Given a new, empty database
-        try:
-            url = create_database(PG_ADMIN_URL, "applyq_migrate")
-        except sa.exc.OperationalError as exc:
-            require_service("PostgreSQL", str(exc).splitlines()[0])
-        try:
-            # When three deployments' migrate run together
-            results = migrate_at_once(url)
-            # Then each exits 0 without a traceback, and the schema is at head once
-            for result in results:
-                assert result.returncode == 0, f"round {round_ + 1}: {result.stderr}"
-                assert "Traceback" not in result.stderr
-            assert schema_version(url) == head
-        finally:
-            drop_database(PG_ADMIN_URL, url)
-
-
-def test_three_migrates_at_once_through_pgbouncer_all_succeed() -> None:
+def migrate_a_fresh_database(reach: Callable[[str], str] = str, pooler: str = "none") -> None:
+    """Create an empty database, run ``AT_ONCE`` migrates on it together (at ``reach(url)``), check, drop it."""
     head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
     try:
         url = create_database(PG_ADMIN_URL, "applyq_migrate")
     except sa.exc.OperationalError as exc:
         require_service("PostgreSQL", str(exc).splitlines()[0])
     try:
-        # Given a new, empty database behind PgBouncer in transaction mode (skips without one, fails under CI)
-        pooled = PGBOUNCER_POOL.url(url)
-        # When three deployments' migrate run together through it
-        results = migrate_at_once(pooled, pooler="transaction")
+        # When three deployments' migrate run together
+        results = migrate_at_once(reach(url), pooler)
         # Then each exits 0 without a traceback, and the schema is at head once
         for result in results:
             assert result.returncode == 0, result.stderr
@@ -90,3 +69,14 @@ def test_three_migrates_at_once_through_pgbouncer_all_succeed() -> None:
         assert schema_version(url) == head
     finally:
         drop_database(PG_ADMIN_URL, url)
+
+
+@pytest.mark.timeout(600)
+def test_three_migrates_at_once_on_a_fresh_database_all_succeed_round_after_round() -> None:
+    for _ in range(ROUNDS):
+        migrate_a_fresh_database()
+
+
+def test_three_migrates_at_once_through_pgbouncer_all_succeed() -> None:
+    # through the session's PgBouncer in transaction mode (skips without one, fails under CI)
+    migrate_a_fresh_database(PGBOUNCER_POOL.url, pooler="transaction")

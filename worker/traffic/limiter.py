@@ -218,13 +218,15 @@ class RedisLimiter:
     def snapshot(self) -> list[dict[str, Any]]:
         """Per-key state for operators: rate, cooldown, breaker, in flight."""
         now = self._redis_now()
-        keys = sorted({k.decode().rsplit(":", 1)[0] for k in self._client.scan_iter("applyq:lim:*:tat", count=1000)})
+        found = self._client.scan_iter(_prefix("*") + "tat", count=1000)
+        keys = sorted({name.decode().removeprefix("applyq:lim:").rsplit(":", 1)[0] for name in found})
         pipe = self._client.pipeline(transaction=False)  # one round trip for every key, however many
         for key in keys:
-            self._read_state(pipe, key + ":", now)
+            self._read_state(pipe, _prefix(key), now)
         states = pipe.execute()
-        each = [states[n * 5 : n * 5 + 5] for n in range(len(keys))]
-        rows = [self._describe(k.removeprefix("applyq:lim:"), state, now) for k, state in zip(keys, each, strict=True)]
+        rows = [
+            self._describe(key, states[n * _STATE_READS : (n + 1) * _STATE_READS], now) for n, key in enumerate(keys)
+        ]
         return rows + self._key_cooldowns(now)
 
     def _key_cooldowns(self, now: float) -> list[dict[str, Any]]:
@@ -261,7 +263,7 @@ class RedisLimiter:
 
     @staticmethod
     def _read_state(pipe: Any, p: str, now: float) -> None:
-        """Queue the five reads ``_describe`` takes, in its order, for the key whose prefix is ``p``."""
+        """Queue the ``_STATE_READS`` reads ``_describe`` takes, in its order, for the key whose prefix is ``p``."""
         pipe.get(p + "cool")
         pipe.hget(p + "brk", "open_until")
         pipe.get(p + "rate")
@@ -295,6 +297,10 @@ def _hold(provider_key: str) -> str:
 def _key_cooldown(provider_key: str) -> str:
     """Where a cooldown of the whole API key lives (``Signal.KEY_RATE_LIMITED``), across its limit keys."""
     return f"applyq:keycool:{provider_key}"
+
+
+#: the reads per limit key of ``RedisLimiter._read_state``, which ``_describe`` unpacks
+_STATE_READS = 5
 
 
 def _prefix(key: str) -> str:
