@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     #: long (a slot frees when a request in flight is answered); a turn still waiting then is deferred in the
     #: database. 0: defer at once.
     max_slot_wait_s: float = Field(default=5.0, ge=0)
+    #: A worker claims a message's submissions before their turns wait for a thread and a slot; a claim's lease
+    #: covers this long a wait on top of the provider's, and one that waited longer is renewed before its call.
+    claim_ahead_s: float = Field(default=30.0, gt=0)
     #: Python log level of the JSON logs (``DEBUG``, ``INFO``, ``WARNING``…).
     log_level: str = "INFO"
 

@@ -1,7 +1,8 @@
-"""The attempt's hot path in the database: peek, claim (a lease), defer, finish, and what is due.
+"""The attempt's hot path in the database: claim (a lease), release, finish, and what is due.
 
 The claim is a compare-and-set on the submission row, so two workers (or a duplicate message) can
-never run the same submission at once; the finishing write is guarded by the lease token.
+never run the same submission at once; the finishing write, and the release of a claim whose request was
+never sent, are guarded by the lease token.
 
 No statement here binds a time: whether a lease has expired or a submission is due, and when a lease
 expires or a retry falls due, is the database's clock, evaluated in the statement (``worker/db/clock.py``),
@@ -31,22 +32,21 @@ __all__ = [
     "LOOKUP",
     "SEND",
     "Claim",
-    "Due",
     "Finished",
     "Recorded",
     "claim",
-    "defer",
     "due_submission_ids",
     "finish",
     "mark_published",
-    "peek_due",
+    "release",
+    "renew",
 ]
 
 _CLAIMABLE = values(CLAIMABLE_STATUSES)
 #: An attempt's kind: the create request, or the read that asks whether an earlier one created the application.
 SEND, LOOKUP = "send", "lookup"
 
-# The attempt's hot path (peek, claim, finish) runs Core statements built once, with bind parameters:
+# The attempt's hot path (claim, finish) runs Core statements built once, with bind parameters:
 # building and cache-keying an ORM statement on every call cost more CPU than PostgreSQL spent running it.
 _S = cast(sa.Table, Submission.__table__)
 _A = cast(sa.Table, Attempt.__table__)
@@ -56,7 +56,6 @@ _CLAIMABLE_NOW = sa.or_(
     sa.and_(_S.c.status == Status.IN_FLIGHT.value, _S.c.lease_expires_at < _NOW),
 )
 _SIDS: sa.BindParameter[str] = sa.bindparam("sids", expanding=True)
-_PEEK = sa.select(_S.c.id, _S.c.provider, _S.c.integration_id).where(_S.c.id.in_(_SIDS), _CLAIMABLE_NOW)
 #: rows are locked in id order, so concurrent grouped claims never deadlock. No SKIP LOCKED: a row the
 #: dispatcher holds while it publishes must be waited for, or its message would find nothing to claim and the
 #: submission would sit until it is published again
@@ -83,6 +82,7 @@ _CLAIM = (
         _S.c.attempt_count,
         _S.c.window_attempt_base,
         _S.c.window_started_at,
+        _S.c.provider,
         _S.c.integration_id,
         _S.c.provider_idempotency_key,
         _S.c.payload,
@@ -92,9 +92,8 @@ _CLAIM = (
 #: one statement for many rows (SQLAlchemy's "insertmanyvalues"), ids in the parameters' order
 _OPEN_ATTEMPTS = sa.insert(_A).returning(_A.c.submission_id, _A.c.id, sort_by_parameter_order=True)
 #: PostgreSQL: the claim and the attempts it opens in one statement (data-modifying CTEs), so a claim is one
-#: round trip in autocommit instead of four (BEGIN, UPDATE, INSERT, COMMIT). A turn holds its provider's
-#: concurrency slot while it claims, and under load each round trip also waits for the GIL: the claim was the
-#: largest share of the slot's time after the HTTP call itself
+#: round trip in autocommit instead of four (BEGIN, UPDATE, INSERT, COMMIT); under load each round trip also
+#: waits for the GIL
 _CLAIMED = _CLAIM.cte("claimed")
 _OPENED = (
     sa.insert(_A)
@@ -128,6 +127,34 @@ _MOVE_ON = (
     )
 )
 
+#: a claim given back before its request was sent: the submission is as before the claim (the status it had:
+#: ``queued`` while no attempt of the current retry window was made, else ``retry_scheduled``), due after the wait
+_RELEASE = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .values(
+        status=sa.case(
+            (_S.c.attempt_count - 1 <= _S.c.window_attempt_base, Status.QUEUED.value),
+            else_=Status.RETRY_SCHEDULED.value,
+        ),
+        attempt_count=_S.c.attempt_count - 1,
+        lease_token=None,
+        lease_expires_at=None,
+        next_attempt_at=db_after(sa.bindparam("wait", type_=sa.Float())),
+        published_at=None,
+        updated_at=_NOW,
+    )
+)
+#: ... and the attempt it opened, which never happened (no decision: no count was kept of it)
+_DROP_ATTEMPT = sa.delete(_A).where(_A.c.id == sa.bindparam("attempt_id"), _A.c.decision.is_(None))
+#: a claim that waited long in the worker, extended before its call: by its token alone (one that expired and
+#: was not taken over is still this worker's; one taken over has another token)
+_RENEW = (
+    sa.update(_S)
+    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .values(lease_expires_at=db_after(sa.bindparam("lease", type_=sa.Float())), updated_at=_NOW)
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -135,6 +162,7 @@ class Claim:
 
     submission_id: str
     lease_token: str
+    provider: Provider
     attempt_id: int
     #: the attempt's number in the submission's history (1, 2, ...)
     attempt_number: int
@@ -159,38 +187,11 @@ class Claim:
         For the decisions made in Python (the router's age limit, an outcome event's time); never earlier
         than the database's own clock, and no other clock of this host comes into it.
         """
-        return self.claimed_at + timedelta(seconds=time.monotonic() - self.claimed_mono)
+        return self.claimed_at + timedelta(seconds=self.held_s())
 
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """Who a due submission will call: enough to ask the limiter before claiming it."""
-
-    provider: str
-    integration_id: str | None
-
-
-def peek_due(session: Session, submission_ids: Sequence[str]) -> dict[str, Due]:
-    """Those of the submissions that could be claimed now, with their provider and integration (no lock).
-
-    On PostgreSQL a fresh ``session`` reads outside a transaction: a lone SELECT needs no BEGIN and ROLLBACK.
-    """
-    if not session.in_transaction() and is_postgres(session):
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    rows = session.execute(_PEEK, {"sids": list(submission_ids)})
-    return {row.id: Due(row.provider, row.integration_id) for row in rows}
-
-
-def defer(session: Session, submission_id: str, wait_s: float) -> bool:
-    """Hold a due submission back for ``wait_s`` seconds of the database's clock, without an attempt."""
-    result = session.execute(
-        sa.update(Submission)
-        .where(Submission.id == submission_id, Submission.status.in_(_CLAIMABLE), Submission.next_attempt_at <= _NOW)
-        .values(next_attempt_at=db_after(sa.literal(wait_s, sa.Float())), published_at=None, updated_at=_NOW)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    def held_s(self) -> float:
+        """Seconds since the claim was sent (a little more than the lease has run: the safe side)."""
+        return time.monotonic() - self.claimed_mono
 
 
 def claim(
@@ -215,6 +216,29 @@ def claim(
     return {row.id: _claim(row, token, attempt, history.get(row.id, _FRESH), mono) for row, attempt in opened}
 
 
+def release(session: Session, lease: Claim, wait_s: float) -> bool:
+    """Give back a claim whose request was never sent; the submission is due again after ``wait_s`` seconds.
+
+    The attempt the claim opened is removed and the attempt count restored: holding a claim back (the
+    provider's limits said wait) is not an attempt. False, and nothing changed, if the lease was lost: the
+    worker that took it over found the attempt open and treats its outcome as unknown, which costs a lookup,
+    never a second application.
+    """
+    result = session.execute(_RELEASE, {"sid": lease.submission_id, "token": lease.lease_token, "wait": wait_s})
+    released = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if released:
+        session.execute(_DROP_ATTEMPT, {"attempt_id": lease.attempt_id})
+    session.commit()
+    return released
+
+
+def renew(session: Session, lease: Claim, lease_s: float) -> bool:
+    """Extend a held lease to ``lease_s`` seconds from now (the database's clock); False if it was lost."""
+    result = session.execute(_RENEW, {"sid": lease.submission_id, "token": lease.lease_token, "lease": lease_s})
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def _claim_and_open(session: Session, params: dict[str, object]) -> list[tuple[sa.Row[Any], int]]:
     """Lease the claimable submissions and open an attempt for each: each leased row with its attempt's id."""
     if is_postgres(session):
@@ -237,6 +261,7 @@ def _claim(row: sa.Row[Any], token: str, attempt_id: int, history: _History, mon
     return Claim(
         submission_id=row.id,
         lease_token=token,
+        provider=Provider(row.provider),
         attempt_id=attempt_id,
         attempt_number=row.attempt_count,
         window_attempt=row.attempt_count - row.window_attempt_base,

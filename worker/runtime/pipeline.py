@@ -1,4 +1,4 @@
-"""Attempts of a batch of submissions: peek, ask the limiter, claim, call the providers, decide, record.
+"""Attempts of a batch of submissions: claim, ask the limiter, call the providers, decide, record.
 
 This is what the Celery task runs; it takes everything it needs as arguments, so tests call it directly.
 Each due submission of a message takes its turn in the process's pool of ``worker_concurrency`` threads;
@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
-from worker.db.leases import LOOKUP, SEND, Claim, Due, Finished, claim, defer, finish, peek_due
+from worker.db.leases import LOOKUP, SEND, Claim, Finished, claim, finish, release, renew
 from worker.privacy import candidate_values, scrub
 from worker.providers import Accepted, Adapter, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
@@ -63,9 +63,12 @@ class Runtime:
     records: Coalescer[Finished, bool] = field(init=False)
     #: each provider's lease: its timeout plus the margin
     leases: dict[Provider, float] = field(init=False)
+    #: a claim's lease: the provider's plus the wait in the worker before the call (``claim_ahead_s``)
+    claim_leases: dict[Provider, float] = field(init=False)
 
     def __post_init__(self) -> None:
         self.leases = {provider: self.settings.lease_for(provider) for provider in Provider}
+        self.claim_leases = {p: s + self.settings.claim_ahead_s for p, s in self.leases.items()}
         self.pool = FairPool(self.settings.worker_concurrency, "applyq-attempt")
         self.claims = Coalescer(self.claim_each, "claim")
         self.records = Coalescer(self.finish_all, "record")
@@ -73,7 +76,7 @@ class Runtime:
     def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
         """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
         with self.sessions() as session:
-            leases = claim(session, submission_ids, self.leases)
+            leases = claim(session, submission_ids, self.claim_leases)
         return [leases.pop(sid, None) for sid in submission_ids]
 
     def finish_all(self, done: Sequence[Finished]) -> list[bool]:
@@ -128,22 +131,24 @@ def process_submission(runtime: Runtime, submission_id: str) -> Outcome:
 def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outcome]:
     """Run one attempt of each submission that is due, free and within its provider's limits.
 
-    A stale or duplicate id does nothing. A submission its integration's limits hold back waits in its
-    thread when a slot is near (a concurrency slot, a rate slot within ``max_inline_wait_s``) and is deferred
-    in the database without an attempt when it is not, so a long wait never occupies a worker. The turns
+    The batch's due submissions are claimed together, here in the message's thread, before their turns
+    queue for the pool, so a turn's thread and its provider's concurrency slot are held for the call, not
+    for a database round trip. A stale or duplicate id does nothing. A turn its integration's limits hold
+    back waits in its thread when a slot is near (a concurrency slot, a rate slot within
+    ``max_inline_wait_s``); when it is not, the claim is given back (``release``: no attempt was made) and
+    the submission is due again once the wait is over, so a long wait never occupies a worker. The turns
     share the threads round-robin across limit keys; a turn's thread and its concurrency slot are free once
     the provider has answered, and the batch returns (the message is acknowledged) once every answer is
     recorded. The outcomes follow the ids' order; an unexpected error is raised once the batch's other
     turns are over.
     """
     runtime.heartbeat()
-    with runtime.sessions() as session:
-        dues = peek_due(session, submission_ids)
-    due_ids = [sid for sid in dict.fromkeys(submission_ids) if sid in dues]  # a repeated id takes one turn
+    claims = {sid: runtime.claims.enqueue(sid) for sid in dict.fromkeys(submission_ids)}  # a repeated id: one turn
+    leases = {sid: lease for sid, claimed in claims.items() if (lease := claimed.result()) is not None}
     turns = {}
-    for sid in due_ids:
-        key = _key_of(runtime, dues[sid])
-        turns[sid] = runtime.pool.submit(key, take_turn, runtime, sid, dues[sid], key)
+    for sid, lease in leases.items():
+        key = runtime.traffic.key(lease.provider, lease.integration_id)
+        turns[sid] = runtime.pool.submit(key, take_turn, runtime, lease, key)
     wait(turns.values())
     errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
     errors += _settle([turn.result() for turn in turns.values() if turn.exception() is None])
@@ -164,10 +169,6 @@ def _settle(turns: list[Turn]) -> list[BaseException]:
         else:
             _log(turn.sent.delivery, turn.sent.done, turn.recorded.result())
     return errors
-
-
-def _key_of(runtime: Runtime, due: Due) -> str:
-    return runtime.traffic.key(Provider(due.provider), due.integration_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,26 +194,23 @@ class Turn:
     sent: _Sent | None = None
 
 
-def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Turn:
-    """One submission's attempt in a pool thread (``key``: its limit key): limits, claim, call, decide, record."""
-    provider = Provider(due.provider)
-    hold_key = runtime.traffic.hold_key(provider)
+def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
+    """One claimed submission's attempt in a pool thread (``key``: its limit key): limits, call, decide, record."""
+    hold_key = runtime.traffic.hold_key(lease.provider)
     spec = runtime.traffic.spec(key)
     limiter = runtime.traffic.limiter
-    gate = limiter.gate(key, spec, submission_id, hold_key)
-    if gate.verdict in (Wait.CONCURRENCY, Wait.PACING):  # a slot frees when a request in flight is answered
-        ask = lambda: limiter.gate(key, spec, submission_id, hold_key)  # noqa: E731
-        gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s)
-    if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
-        runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
-        gate = limiter.gate(key, spec, submission_id, hold_key)
+    try:
+        gate = _pass_gate(runtime, lease, key, hold_key)
+    except BaseException:  # the limiter failed (Redis): nothing was sent, the dispatcher publishes it again
+        _release(runtime, lease, runtime.settings.republish_after_s)
+        raise
     if not gate.go:
-        return Turn(_defer(runtime, submission_id, key, gate))
+        return Turn(_defer(runtime, lease, key, gate))
     signal, hints, sent = Signal.NOT_SENT, Hints(), None
     try:
-        sent = _send(runtime, submission_id)
-        if sent is not None:
-            signal, hints = signal_for(provider, sent.ats, sent.done.answer), hints_for(sent.done.answer)
+        if _still_leased(runtime, lease):
+            sent = _send(runtime, lease)
+            signal, hints = signal_for(lease.provider, sent.ats, sent.done.answer), hints_for(sent.done.answer)
     finally:
         # the slot is a request in flight at the provider: it frees with the answer, before the recording
         limiter.observe(key, spec, gate, signal, hints, hold_key)
@@ -221,21 +219,49 @@ def take_turn(runtime: Runtime, submission_id: str, due: Due, key: str) -> Turn:
         return Turn(_SKIPPED)
     turn = _record(runtime, sent)
     if signal is Signal.MISCONFIGURED:
-        extra = {"submission_id": submission_id, "limit_key": hold_key, "code": turn.outcome.code}
+        extra = {"submission_id": lease.submission_id, "limit_key": hold_key, "code": turn.outcome.code}
         log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
     return turn
 
 
-def _send(runtime: Runtime, submission_id: str) -> _Sent | None:
-    """Claim, then look up or deliver, and decide; None if the claim was lost to another worker.
+def _pass_gate(runtime: Runtime, lease: Claim, key: str, hold_key: str) -> Gate:
+    """Ask the limiter for a slot, waiting in the thread for one that is near; the last answer."""
+    spec = runtime.traffic.spec(key)
+    limiter = runtime.traffic.limiter
+
+    def ask() -> Gate:
+        return limiter.gate(key, spec, lease.submission_id, hold_key)
+
+    gate = ask()
+    if gate.verdict in (Wait.CONCURRENCY, Wait.PACING):  # a slot frees when a request in flight is answered
+        gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s)
+    if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
+        runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
+        gate = ask()
+    return gate
+
+
+def _still_leased(runtime: Runtime, lease: Claim) -> bool:
+    """Whether the lease still covers the call and its recording; renewed once the claim has waited long.
+
+    A claim waits in the worker (for a thread, a slot, the rate) up to ``claim_ahead_s``, which its lease
+    covers on top of the provider's; one that waited longer is renewed before anything is sent. False if
+    the lease was lost meanwhile (the worker that took it over treats the open attempt as unknown and looks
+    before it sends, so the application is never sent twice).
+    """
+    if lease.held_s() <= runtime.settings.claim_ahead_s:
+        return True
+    with runtime.sessions() as session:
+        return renew(session, lease, runtime.leases[lease.provider])
+
+
+def _send(runtime: Runtime, lease: Claim) -> _Sent:
+    """Look up or deliver, and decide.
 
     After a send whose outcome is unknown (a timeout, a lost worker, an ambiguous 5xx), the next attempt asks
     the provider whether the application exists instead of sending it again: found is success, not found
     sends at once. A provider that cannot be asked relies on its idempotency key (Celper) or duplicate check.
     """
-    lease = runtime.claims.submit(submission_id)
-    if lease is None:
-        return None
     submission = SubmissionIn.from_stored(lease.payload)
     delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
     adapter = runtime.adapters[submission.provider]
@@ -269,19 +295,22 @@ def _context(lease: Claim, provider: Provider, ats: str | None, now: datetime, r
     )
 
 
-def _defer(runtime: Runtime, submission_id: str, key: str, gate: Gate) -> Outcome:
-    """Put the submission back in the database until the limiter's wait is over (plus a little jitter).
+def _defer(runtime: Runtime, lease: Claim, key: str, gate: Gate) -> Outcome:
+    """Give the claim back until the limiter's wait is over (plus a little jitter): no attempt was made.
 
     The wait is a duration (Redis's clock said how long), so the database's clock says when it is over.
     """
     # a cooldown's waiters get fresh reservations when they return, so a small spread is enough
     jitter = 0.0 if gate.verdict is Wait.RESERVED else runtime.rand() * min(0.2, gate.wait_s)
-    with runtime.sessions() as session:
-        deferred = defer(session, submission_id, gate.wait_s + jitter)
-    if deferred:  # one line per deferral: each costs a database write and a message, so operators count them
-        extra = {"submission_id": submission_id, "limit_key": key, "wait": gate.verdict.value}
+    if _release(runtime, lease, gate.wait_s + jitter):  # one line per deferral: each costs a write and a message
+        extra = {"submission_id": lease.submission_id, "limit_key": key, "wait": gate.verdict.value}
         log.info("submission deferred", extra={**extra, "delay_s": round(gate.wait_s, 3)})
     return Outcome("deferred", gate.verdict.value)
+
+
+def _release(runtime: Runtime, lease: Claim, wait_s: float) -> bool:
+    with runtime.sessions() as session:
+        return release(session, lease, wait_s)
 
 
 _LEVELS = {

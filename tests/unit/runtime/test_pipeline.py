@@ -21,8 +21,8 @@ from worker.intake.enqueue import enqueue, validate_all
 from worker.providers import build_adapters
 from worker.providers.kombo_preflight import PREFLIGHT_PATH
 from worker.runtime.coalesce import Coalescer
-from worker.runtime.pipeline import Runtime, process_batch, process_submission
-from worker.states import Status
+from worker.runtime.pipeline import Runtime, process_batch, process_submission, take_turn
+from worker.states import Provider, Status
 from worker.traffic.limiter import Gate, Wait
 from worker.traffic.signals import Traffic
 
@@ -388,3 +388,112 @@ def test_the_slot_frees_with_the_answer_and_the_batch_returns_once_it_is_recorde
         release.set()
         assert [o.status for o in batch.result(timeout=5)] == ["succeeded"]
     assert load(sessions, sid).status == Status.SUCCEEDED.value
+
+
+class _Holding:
+    """A limiter that holds every turn back for ``wait_s`` (a rate slot that far off), or fails like a lost Redis."""
+
+    def __init__(self, wait_s: float = 0.0, error: Exception | None = None) -> None:
+        self.wait_s = wait_s
+        self.error = error
+
+    def gate(self, key: str, spec: object, submission_id: str, hold_key: str = "") -> Gate:
+        if self.error is not None:
+            raise self.error
+        return Gate(Wait.RESERVED, self.wait_s)
+
+    def observe(self, key: str, spec: object, gate: Gate, signal: object, hints: object, hold_key: str = "") -> None:
+        raise AssertionError("a turn held back has no slot to give back")
+
+
+def test_a_turn_held_back_gives_its_claim_back_and_no_attempt_is_counted(settings, sessions, publisher, clock) -> None:
+    # Given a submission whose provider's next rate slot is 10 s away (far beyond the inline wait)
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    runtime.traffic = Traffic(_Holding(wait_s=10.0))  # type: ignore[arg-type]
+    sid = add(sessions, publisher, clock)
+    # When its turn comes
+    [outcome] = process_batch(runtime, [sid])
+    # Then nothing was sent, and the submission is as it was, due once the wait is over (the database's clock)
+    assert (outcome.decision, outcome.code) == ("deferred", "reserved")
+    assert script.calls == 0
+    row = load(sessions, sid)
+    assert (row.status, row.attempt_count, row.attempts) == (Status.QUEUED.value, 0, [])
+    assert (row.lease_token, row.lease_expires_at, row.published_at) == (None, None, None)
+    assert row.next_attempt_at == clock.now + timedelta(seconds=10)
+
+
+def test_a_retry_held_back_keeps_its_history_and_stays_a_retry(settings, sessions, publisher, clock) -> None:
+    # Given a submission whose first attempt was answered 503 (a retry is scheduled)
+    runtime = make_runtime(settings, sessions, clock, Script(lambda r: kombo_error(503, None), ok))
+    sid = add(sessions, publisher, clock)
+    process_submission(runtime, sid)
+    clock.advance(120)
+    # When the limiter holds its second attempt back
+    runtime.traffic = Traffic(_Holding(wait_s=10.0))  # type: ignore[arg-type]
+    assert process_submission(runtime, sid).decision == "deferred"
+    # Then the first attempt stays, the held-back one is not an attempt, and the next one is the second
+    row = load(sessions, sid)
+    assert (row.status, row.attempt_count, len(row.attempts)) == (Status.RETRY_SCHEDULED.value, 1, 1)
+    runtime.traffic = Traffic()
+    clock.advance(10)
+    assert process_submission(runtime, sid).status == "succeeded"
+    assert [a.number for a in load(sessions, sid).attempts] == [1, 2]
+
+
+def test_a_limiter_failure_gives_the_claim_back_for_the_dispatcher(settings, sessions, publisher, clock) -> None:
+    # Given a limiter whose Redis is gone
+    script = Script(ok)
+    runtime = make_runtime(settings, sessions, clock, script)
+    runtime.traffic = Traffic(_Holding(error=ConnectionError("redis is gone")))  # type: ignore[arg-type]
+    sid = add(sessions, publisher, clock)
+    # When the turn runs, the error reaches the task (Celery logs it)
+    with pytest.raises(ConnectionError):
+        process_batch(runtime, [sid])
+    # Then nothing was sent, no attempt is left open, and the dispatcher publishes it again later
+    row = load(sessions, sid)
+    assert script.calls == 0
+    assert (row.status, row.attempt_count, row.attempts, row.lease_token) == (Status.QUEUED.value, 0, [], None)
+    assert row.next_attempt_at == clock.now + timedelta(seconds=settings.republish_after_s)
+
+
+def test_a_claim_that_waited_long_is_renewed_before_its_call(settings, sessions, publisher, clock) -> None:
+    # Given a claim older than claim_ahead_s when its thread gets to it, and a provider that notes the lease
+    # as it stands when the request arrives
+    leases_seen: list[datetime | None] = []
+
+    def noting(request: httpx.Request) -> httpx.Response:
+        leases_seen.append(load(sessions, sid).lease_expires_at)
+        return ok(request)
+
+    runtime = make_runtime(settings.model_copy(update={"claim_ahead_s": 1e-6}), sessions, clock, Script(noting))
+    sid = add(sessions, publisher, clock)
+    [lease] = runtime.claim_each([sid])
+    assert lease is not None
+    time.sleep(0.01)
+    clock.advance(20)
+    # When its turn runs
+    turn = take_turn(runtime, lease, "kombo:x")
+    # Then the lease was renewed from the database's time before the call: the provider's full lease is ahead
+    assert leases_seen == [clock.now + timedelta(seconds=settings.lease_for(Provider.KOMBO))]
+    assert turn.recorded is not None and turn.recorded.result(timeout=5) is True
+    assert (turn.outcome.status, load(sessions, sid).attempt_count) == ("succeeded", 1)
+
+
+def test_a_claim_taken_over_while_it_waited_sends_nothing(settings, sessions, publisher, clock) -> None:
+    # Given a claim that waited so long that its lease ran out and another worker took the submission over
+    script = Script(ok)
+    runtime = make_runtime(settings.model_copy(update={"claim_ahead_s": 1e-6}), sessions, clock, script)
+    sid = add(sessions, publisher, clock)
+    [stale] = runtime.claim_each([sid])
+    assert stale is not None
+    time.sleep(0.01)
+    clock.advance(settings.lease_s + 60)
+    [other] = runtime.claim_each([sid])
+    assert other is not None
+    # When the stale turn runs
+    turn = take_turn(runtime, stale, "kombo:x")
+    # Then it sends nothing and records nothing: the submission is the other worker's
+    assert (turn.outcome.decision, turn.recorded, script.calls) == ("skipped", None, 0)
+    row = load(sessions, sid)
+    assert (row.lease_token, row.attempt_count) == (other.lease_token, 2)
