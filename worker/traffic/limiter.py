@@ -12,7 +12,9 @@ It measures the
 provider's pace at each 429, taking the provider for a token bucket that holds about a Retry-After's worth:
 the bucket is empty at a 429, full again a Retry-After later (or full when a backlog began to press), so
 what got through between two such moments, over the time between them less the time the bucket spent full
-because our sends lagged behind, is its rate. The rate is set a little above that, and grows slowly while
+because our sends lagged behind, is its rate. The rate is set a little above that (never below the pace the
+provider accepted in the second before: sporadic 429s among accepted requests read as a slow bucket in
+that measure, at any pace), and grows slowly while
 a backlog presses and no 429 comes (faster the longer none comes). The 429s of requests already on their
 way when the first one was answered belong to the same episode and teach nothing more; nor does a 429 that
 comes when the provider was not pressed (less than half the rate tried in the second before it and a slot

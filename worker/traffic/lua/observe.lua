@@ -125,6 +125,7 @@ elseif signal == 'rate_limited' then
   -- A 429 says something about the rate only when the provider was being pressed: a 429 soon after a
   -- cooldown costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
   if adaptive and pressed then
+    local before = rate
     -- The provider is taken for a token bucket holding about a Retry-After's worth. It is empty now; it
     -- was empty at the last 429 (and full again a Retry-After later) or full when the backlog began to
     -- press. So what it let through since then (the sends before this one) is its rate times the time
@@ -153,6 +154,12 @@ elseif signal == 'rate_limited' then
       -- nothing measured: what was sent in the last second is about the limit
       rate = math.min(rate * 0.9, math.max(rate * 0.5, redis.call('ZCOUNT', p .. 'sent', sent - 1, sent)))
     end
+    -- ... but never below the pace the provider was accepting: what it let through in the second before
+    -- this send (no cooldown in it). 429s that come now and then among many accepted requests (a relayed ATS
+    -- limit, a neighbour on the integration) read as a slow bucket in the measure above, at any pace; a rate
+    -- the provider kept accepting is not too fast, so it stays (issue 16: the rate had ratcheted down to 1/s)
+    local accepted = redis.call('ZCOUNT', p .. 'sent', since, '(' .. sent) / math.max(0.25, sent - since)
+    rate = math.min(before, math.max(rate, accepted))
     redis.call('SET', p .. 'rate', tostring(math.max(min_rate, rate)), 'EX', 86400)
     redis.call('SET', p .. 'learned', '1', 'EX', 86400)
   end
