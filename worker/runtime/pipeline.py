@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.config import Settings
 from worker.db.leases import LOOKUP, SEND, Claim, Finished, claim, finish, release, renew
 from worker.privacy import candidate_values, scrub
-from worker.providers import Accepted, Adapter, Delivery
+from worker.providers import Accepted, Adapter, Answer, Delivery
 from worker.routing.policy import AttemptContext, decide, decide_lookup
 from worker.runtime.coalesce import Coalescer
 from worker.runtime.fairpool import FairPool
@@ -195,10 +195,17 @@ class Turn:
 
 
 def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
-    """One claimed submission's attempt in a pool thread (``key``: its limit key): limits, call, decide, record."""
+    """One claimed submission's attempt in a pool thread (``key``: its limit key): limits, call, decide, record.
+
+    Between the limiter's slot and its release runs the call and nothing else: the request is made ready
+    before the slot is asked for, and the router decides after it is given back. Under load every step in a
+    thread may wait for the interpreter lock, and each such wait inside the slot keeps the provider's
+    concurrency slot from the next request.
+    """
     hold_key = runtime.traffic.hold_key(lease.provider)
     spec = runtime.traffic.spec(key)
     limiter = runtime.traffic.limiter
+    call = _Call.prepare(runtime, lease)
     try:
         gate = _pass_gate(runtime, lease, key, hold_key)
     except BaseException:  # the limiter failed (Redis): nothing was sent, the dispatcher publishes it again
@@ -206,18 +213,24 @@ def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
         raise
     if not gate.go:
         return Turn(_defer(runtime, lease, key, gate))
-    signal, hints, sent = Signal.NOT_SENT, Hints(), None
+    signal, hints, answered = Signal.NOT_SENT, Hints(), None
     try:
         if _still_leased(runtime, lease):
-            sent = _send(runtime, lease)
-            signal, hints = signal_for(lease.provider, sent.ats, sent.done.answer), hints_for(sent.done.answer)
+            answered = call.run()
+            signal, hints = signal_for(lease.provider, answered.ats, answered.answer), hints_for(answered.answer)
     finally:
-        # the slot is a request in flight at the provider: it frees with the answer, before the recording
-        limiter.observe(key, spec, gate, signal, hints, hold_key)
-        runtime.slots.freed(key)
-    if sent is None:
+        # the slot is a request in flight at the provider: it frees with the answer, before the recording, and
+        # goes straight to the turn of this process waiting longest for one (its gate asked in the same trip)
+        def release(waiting: str | None) -> Gate | None:
+            if waiting is None:
+                limiter.observe(key, spec, gate, signal, hints, hold_key)
+                return None
+            return limiter.observe_then_gate(key, spec, gate, signal, hints, hold_key, waiting)
+
+        runtime.slots.hand_over(key, release)
+    if answered is None:
         return Turn(_SKIPPED)
-    turn = _record(runtime, sent)
+    turn = _record(runtime, _judge(runtime, lease, call, answered))
     if signal is Signal.MISCONFIGURED:
         extra = {"submission_id": lease.submission_id, "limit_key": hold_key, "code": turn.outcome.code}
         log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
@@ -234,7 +247,7 @@ def _pass_gate(runtime: Runtime, lease: Claim, key: str, hold_key: str) -> Gate:
 
     gate = ask()
     if gate.verdict in (Wait.CONCURRENCY, Wait.PACING):  # a slot frees when a request in flight is answered
-        gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s)
+        gate = runtime.slots.acquire(key, ask, gate, runtime.settings.max_slot_wait_s, lease.submission_id)
     if gate.verdict is Wait.RESERVED and gate.wait_s <= runtime.settings.max_inline_wait_s:
         runtime.sleep(gate.wait_s)  # a slot this close is cheaper to wait for here than via the database
         gate = ask()
@@ -255,24 +268,49 @@ def _still_leased(runtime: Runtime, lease: Claim) -> bool:
         return renew(session, lease, runtime.leases[lease.provider])
 
 
-def _send(runtime: Runtime, lease: Claim) -> _Sent:
-    """Look up or deliver, and decide.
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    """The provider's answer to a call, how long it took, and the ATS behind the integration."""
+
+    answer: Answer
+    latency_ms: float
+    ats: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One claimed submission's request: a lookup or the application itself.
 
     After a send whose outcome is unknown (a timeout, a lost worker, an ambiguous 5xx), the next attempt asks
     the provider whether the application exists instead of sending it again: found is success, not found
     sends at once. A provider that cannot be asked relies on its idempotency key (Celper) or duplicate check.
     """
-    submission = SubmissionIn.from_stored(lease.payload)
-    delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
-    adapter = runtime.adapters[submission.provider]
-    looking = lease.needs_lookup and adapter.can_look_up
-    started = time.perf_counter()
-    answer = adapter.look_up(delivery) if looking else adapter.deliver(delivery)[0]
-    latency_ms = (time.perf_counter() - started) * 1000
-    ats = adapter.ats(submission.integration_id)
-    context = _context(lease, submission.provider, ats, lease.now(), runtime.rand())
-    verdict = (decide_lookup if looking else decide)(answer, context, runtime.settings)
-    return _Sent(delivery, Finished(lease, answer, verdict, latency_ms, LOOKUP if looking else SEND), ats)
+
+    delivery: Delivery
+    adapter: Adapter
+    looking: bool
+
+    @classmethod
+    def prepare(cls, runtime: Runtime, lease: Claim) -> _Call:
+        submission = SubmissionIn.from_stored(lease.payload)
+        adapter = runtime.adapters[submission.provider]
+        delivery = Delivery(lease.submission_id, lease.provider_idempotency_key, submission)
+        return cls(delivery, adapter, lease.needs_lookup and adapter.can_look_up)
+
+    def run(self) -> _Answered:
+        started = time.perf_counter()
+        answer = self.adapter.look_up(self.delivery) if self.looking else self.adapter.deliver(self.delivery)[0]
+        latency_ms = (time.perf_counter() - started) * 1000
+        return _Answered(answer, latency_ms, self.adapter.ats(self.delivery.submission.integration_id))
+
+
+def _judge(runtime: Runtime, lease: Claim, call: _Call, answered: _Answered) -> _Sent:
+    """What the router makes of the answer, ready to be recorded."""
+    provider = call.delivery.submission.provider
+    context = _context(lease, provider, answered.ats, lease.now(), runtime.rand())
+    verdict = (decide_lookup if call.looking else decide)(answered.answer, context, runtime.settings)
+    kind = LOOKUP if call.looking else SEND
+    return _Sent(call.delivery, Finished(lease, answered.answer, verdict, answered.latency_ms, kind), answered.ats)
 
 
 def _record(runtime: Runtime, sent: _Sent) -> Turn:

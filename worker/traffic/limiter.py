@@ -121,6 +121,11 @@ class Limiter(Protocol):
     def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Record the answer to a request the gate let through (releases its concurrency slot)."""
 
+    def observe_then_gate(
+        self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str, submission_id: str
+    ) -> Gate:
+        """``observe``, then ``gate`` for another submission of the same key, in one round trip."""
+
 
 class Unlimited:
     """A limiter that always says go (unit tests, and ``APPLYQ_TRAFFIC_CONTROL=false``)."""
@@ -131,6 +136,12 @@ class Unlimited:
 
     def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Nothing to learn."""
+
+    def observe_then_gate(
+        self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str, submission_id: str
+    ) -> Gate:
+        """Always go."""
+        return Gate(Wait.GO)
 
 
 @dataclass(frozen=True)
@@ -184,27 +195,51 @@ class RedisLimiter:
 
         The token the script answers ends with Redis's time at the decision: observe() dates the answer by it.
         """
-        p = self._params
-        verdict, wait, token = self._gate(
-            keys=[_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)],
-            args=[self._now(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s,
-                  secrets.token_hex(16), p.burst_s, submission_id, p.send_burst_s],
-        )  # fmt: skip
-        return Gate(Wait(_text(verdict)), float(_text(wait)), _text(token))
+        return _answer(self._gate(keys=_keys(key, hold_key), args=self._gate_args(spec, submission_id)))
 
     def observe(self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str = "") -> None:
         """Release the slot; learn cooldowns, the adaptive rate, the breaker state and a held key."""
+        self._observe(keys=_keys(key, hold_key), args=self._observe_args(spec, gate, signal, hints))
+
+    def observe_then_gate(
+        self, key: str, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints, hold_key: str, submission_id: str
+    ) -> Gate:
+        """Release the slot and ask for one for a submission waiting in this process, in one round trip.
+
+        The two scripts run one after the other (another worker's may run between them: that is fairness).
+        A plain pipeline of EVALSHA: redis-py's pipelined scripts would first ask whether they are loaded, a
+        round trip of its own; a script Redis no longer knows (after a restart) is run again on its own.
+        """
+        keys = _keys(key, hold_key)
+        told_args, gate_args = self._observe_args(spec, gate, signal, hints), self._gate_args(spec, submission_id)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.evalsha(self._observe.sha, len(keys), *keys, *told_args)
+        pipe.evalsha(self._gate.sha, len(keys), *keys, *gate_args)
+        told, answer = pipe.execute(raise_on_error=False)
+        if isinstance(told, redis.exceptions.NoScriptError):
+            self._observe(keys=keys, args=told_args)
+        elif isinstance(told, Exception):
+            raise told
+        if isinstance(answer, redis.exceptions.NoScriptError):
+            answer = self._gate(keys=keys, args=gate_args)
+        elif isinstance(answer, Exception):
+            raise answer
+        return _answer(answer)
+
+    def _gate_args(self, spec: LimitSpec, submission_id: str) -> list[Any]:
         p = self._params
-        self._observe(
-            keys=[_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)],
-            args=[self._now(), signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
-                  "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
-                  hints.retry_after_s if hints.retry_after_s is not None else -1,
-                  hints.exhausted_until or 0, hints.concurrency_limit or 0,
-                  p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
-                  _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s,
-                  spec.concurrency or 0],
-        )  # fmt: skip
+        return [self._now(), spec.rate_per_s or 0, p.initial_rate, spec.concurrency or 0, p.lease_s,
+                secrets.token_hex(16), p.burst_s, submission_id, p.send_burst_s]  # fmt: skip
+
+    def _observe_args(self, spec: LimitSpec, gate: Gate, signal: Signal, hints: Hints) -> list[Any]:
+        p = self._params
+        return [self._now(), signal.value, gate.token, "1" if gate.verdict is Wait.PROBE else "0",
+                "1" if spec.adaptive else "0", p.initial_rate, p.min_rate, p.max_rate,
+                hints.retry_after_s if hints.retry_after_s is not None else -1,
+                hints.exhausted_until or 0, hints.concurrency_limit or 0,
+                p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
+                _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s,
+                spec.concurrency or 0]  # fmt: skip
 
     def _now(self) -> float | str:
         """What the scripts take for now: empty means Redis's ``TIME``."""
@@ -316,6 +351,17 @@ def _sent_at(token: str) -> float:
         return float(stamp) if at else -1.0
     except ValueError:
         return -1.0
+
+
+def _keys(key: str, hold_key: str) -> list[str]:
+    """The scripts' keys: the limit key's prefix, its provider key's hold and the provider key's cooldown."""
+    return [_prefix(key), _hold(hold_key or key), _key_cooldown(hold_key or key)]
+
+
+def _answer(reply: list[bytes | str]) -> Gate:
+    """The gate script's reply: verdict, wait and token."""
+    verdict, wait, token = reply
+    return Gate(Wait(_text(verdict)), float(_text(wait)), _text(token))
 
 
 def _text(value: bytes | str) -> str:

@@ -342,3 +342,18 @@ def test_a_429_with_every_slot_in_flight_taken_is_a_limit(client: redis.Redis, k
     assert all(g.go for g in taken) and limiter.gate(key, spec, "waits").verdict is Wait.CONCURRENCY
     limiter.observe(key, spec, taken[0], Signal.RATE_LIMITED, Hints(retry_after_s=1))
     assert limiter.gate(key, spec, "someone").verdict is Wait.COOLDOWN
+
+
+def test_a_slot_released_and_taken_for_a_waiting_submission_in_one_round_trip(client: redis.Redis, key: str) -> None:
+    limiter, spec = RedisLimiter(client), LimitSpec(concurrency=1)
+    first = limiter.gate(key, spec, "a")
+    assert first.go and limiter.gate(key, spec, "b").verdict is Wait.CONCURRENCY
+    # released with the answer to "a", taken for "b" in the same pipeline
+    handed = limiter.observe_then_gate(key, spec, first, Signal.SUCCESS, Hints(), "", "b")
+    assert handed.go and handed.token != first.token
+    assert client.zcard(f"applyq:lim:{key}:inflight") == 1
+    assert limiter.gate(key, spec, "c").verdict is Wait.CONCURRENCY
+    # after a Redis restart forgot the scripts, the pipeline runs them again on its own
+    client.script_flush()
+    again = limiter.observe_then_gate(key, spec, handed, Signal.SUCCESS, Hints(), "", "c")
+    assert again.go and client.zcard(f"applyq:lim:{key}:inflight") == 1
