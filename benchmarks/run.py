@@ -7,7 +7,7 @@ Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) a
 
 * throughput, CPU per submission and peak RSS (``benchmarks/throughput.py``), the median of ``--rounds``;
 * one integration taking a burst on applyq's defaults (Kombo's adaptive rate and 30 in flight): 32 threads,
-  64 threads, two worker processes of 32 (``--one-rounds`` each, default 1);
+  64 threads, two worker processes of 32 (``--one-rounds`` each, default 3: this machine is noisy);
 * the same one integration, defaults, 32 threads: applyq direct and through PgBouncer in transaction mode,
   alternating in each of ``--pooler-rounds`` rounds (default 2), with the task failures in the pooled workers' logs;
 * enqueue latency (``benchmarks/latency.py``);
@@ -210,7 +210,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--one-rounds", type=int, default=1, help="rounds of each one-integration case")
+    parser.add_argument("--one-rounds", type=int, default=3, help="rounds of each one-integration case")
     parser.add_argument("--pooler-rounds", type=int, default=2, help="rounds of direct and PgBouncer, alternating")
     parser.add_argument("--pooler-pool-size", type=int, default=20, help="PgBouncer's default_pool_size")
     parser.add_argument("--calls", type=int, default=1000, help="Python API enqueues to time")

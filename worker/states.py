@@ -37,7 +37,7 @@ class Status(StrEnum):
 
     #: stored, waiting for its first attempt
     QUEUED = "queued"
-    #: a worker holds the lease and is talking to the provider
+    #: a worker holds the lease: its request is on its way, or waiting in the worker for a thread or a slot
     IN_FLIGHT = "in_flight"
     #: an attempt failed in a retryable way; ``next_attempt_at`` says when to try again
     RETRY_SCHEDULED = "retry_scheduled"
