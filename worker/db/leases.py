@@ -107,6 +107,8 @@ _OPENED = (
 _CLAIM_AND_OPEN = sa.select(_CLAIMED, _OPENED.c.id.label("attempt_id")).join_from(
     _CLAIMED, _OPENED, _OPENED.c.submission_id == _CLAIMED.c.id
 )
+#: the submission row, still leased by this token: what every write of a lease holder is guarded by
+_LEASED_BY = sa.and_(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
 #: executemany: the SET clauses come from the parameters' keys (the same keys in every row) and the times
 _RECORD_ATTEMPT = sa.update(_A).where(_A.c.id == sa.bindparam("attempt_id")).values(finished_at=_NOW)
 #: ... and the database's time, which dates the job board's outcome events recorded in the same transaction
@@ -118,7 +120,7 @@ _STILL_LEASED = (
 )
 _MOVE_ON = (
     sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .where(_LEASED_BY)
     .values(
         # a retry's delay counts from when the database records the answer, never from a worker's clock
         next_attempt_at=db_after(sa.bindparam("delay", type_=sa.Float())),
@@ -131,7 +133,7 @@ _MOVE_ON = (
 #: ``queued`` while no attempt of the current retry window was made, else ``retry_scheduled``), due after the wait
 _RELEASE = (
     sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .where(_LEASED_BY)
     .values(
         status=sa.case(
             (_S.c.attempt_count - 1 <= _S.c.window_attempt_base, Status.QUEUED.value),
@@ -151,7 +153,7 @@ _DROP_ATTEMPT = sa.delete(_A).where(_A.c.id == sa.bindparam("attempt_id"), _A.c.
 #: was not taken over is still this worker's; one taken over has another token)
 _RENEW = (
     sa.update(_S)
-    .where(_S.c.id == sa.bindparam("sid"), _S.c.lease_token == sa.bindparam("token"))
+    .where(_LEASED_BY)
     .values(lease_expires_at=db_after(sa.bindparam("lease", type_=sa.Float())), updated_at=_NOW)
 )
 

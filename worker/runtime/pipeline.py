@@ -177,7 +177,6 @@ class _Sent:
 
     delivery: Delivery
     done: Finished
-    ats: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +309,7 @@ def _judge(runtime: Runtime, lease: Claim, call: _Call, answered: _Answered) -> 
     context = _context(lease, provider, answered.ats, lease.now(), runtime.rand())
     verdict = (decide_lookup if call.looking else decide)(answered.answer, context, runtime.settings)
     kind = LOOKUP if call.looking else SEND
-    return _Sent(call.delivery, Finished(lease, answered.answer, verdict, answered.latency_ms, kind), answered.ats)
+    return _Sent(call.delivery, Finished(lease, answered.answer, verdict, answered.latency_ms, kind))
 
 
 def _record(runtime: Runtime, sent: _Sent) -> Turn:

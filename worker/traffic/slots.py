@@ -60,10 +60,15 @@ class _Waiter:
         self.event.set()
 
 
+def _may_wake(waiter: _Waiter) -> bool:
+    """Whether ``waiter`` may be woken to ask for itself: not woken already, not being handed a slot, not
+    holding one handed over that it has not taken yet."""
+    return not (waiter.woken or waiter.handing or waiter.given is not None)
+
+
 def _free_to_take(waiter: _Waiter) -> bool:
-    """Whether a slot may be handed over to ``waiter``: it is not asking, not being handed one, not holding one
-    handed over that it has not taken yet, and not woken to ask for itself."""
-    return not (waiter.asking or waiter.handing or waiter.woken or waiter.given is not None)
+    """Whether a slot may be handed over to ``waiter``: it may be woken and is not asking for itself."""
+    return _may_wake(waiter) and not waiter.asking
 
 
 class SlotWaits:
@@ -131,7 +136,7 @@ class SlotWaits:
         """A request of this process to ``key`` was answered: wake its longest waiter not yet woken."""
         with self._lock:
             for waiter in self._waiters.get(key, ()):
-                if not (waiter.woken or waiter.handing or waiter.given is not None):
+                if _may_wake(waiter):
                     waiter.wake()
                     return
 

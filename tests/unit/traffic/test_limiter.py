@@ -215,31 +215,17 @@ def test_the_429s_of_requests_already_in_flight_cut_the_rate_once(client: redis.
 
 def test_the_rate_after_a_429_is_what_the_provider_let_through(client: redis.Redis, key: str) -> None:
     """A backlog pressing on a provider that lets 30/s through, then 20/s: each 429 sets the rate to that pace."""
-    clock = types.SimpleNamespace(now=1_000_000.0)
-    limiter = RedisLimiter(client, AdaptiveParams(initial_rate=50, learned_margin=0.03), clock=lambda: clock.now)
-    spec = LimitSpec()
-
-    def answers(start: float, rate: float, count: int) -> float:
-        for i in range(count):
-            sent = start + i / rate
-            clock.now = sent + 0.05
-            limiter.observe(key, spec, Gate(Wait.GO, token=f"s{sent}@{sent}"), Signal.SUCCESS, Hints())
-        return start + count / rate
-
-    def limited(sent: float) -> None:
-        clock.now = sent + 0.05
-        limiter.observe(key, spec, Gate(Wait.GO, token=f"x{sent}@{sent}"), Signal.RATE_LIMITED, Hints(retry_after_s=1))
-
-    start = clock.now
-    first = gates(limiter, key, spec, 200)  # a backlog presses on the rate
+    provider = Provider(client, key)
+    start = provider.clock.now
+    first = gates(provider.limiter, key, provider.spec, 200)  # a backlog presses on the rate
     sent = sum(g.go for g in first)
-    limited(answers(start + sent / 30, 30, 30 - sent))
+    provider.limited(provider.answers(start + sent / 30, 30, 30 - sent))
     assert rate_of(client, key) == pytest.approx(30, rel=0.1)
     # the provider slows down to 20/s: a second of that after the cooldown, then a 429
-    cooled = clock.now + 1
-    clock.now = cooled - 0.5
-    assert {g.verdict for g in gates(limiter, key, spec, 200)} == {Wait.COOLDOWN}  # the backlog waits its turn
-    limited(answers(cooled, 20, 20))
+    cooled = provider.clock.now + 1
+    provider.clock.now = cooled - 0.5
+    assert {g.verdict for g in gates(provider.limiter, key, provider.spec, 200)} == {Wait.COOLDOWN}  # it waits
+    provider.limited(provider.answers(cooled, 20, 20))
     assert rate_of(client, key) == pytest.approx(20, rel=0.1)
 
 
