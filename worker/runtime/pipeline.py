@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, wait
+from concurrent.futures import Future, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,9 +36,14 @@ from worker.traffic.signals import Traffic, hints_for, signal_for
 from worker.traffic.slots import SlotWaits
 from worker.webhooks.events import OutcomeRow, add_outcome_events
 
-__all__ = ["Outcome", "Runtime", "Turn", "process_batch", "process_submission"]
+__all__ = ["Outcome", "Runtime", "Turn", "process_batch", "process_submission", "send", "take_turn"]
 
 log = logging.getLogger("applyq.pipeline")
+
+#: turns of one limit key waiting in their threads for its slots, beyond which the key gets no more threads:
+#: enough that a slot this process frees is handed straight to a waiter, few enough that the threads beyond
+#: the provider's concurrency serve other keys instead of queueing for this one
+WAITING_PER_KEY = 4
 
 
 @dataclass
@@ -54,11 +59,11 @@ class Runtime:
     #: shared rate/concurrency limits, cooldowns and circuit breakers (unlimited by default)
     traffic: Traffic = field(default_factory=Traffic)
     sleep: Callable[[float], None] = time.sleep
-    #: turns waiting in their thread for a concurrency slot of their limit key
-    slots: SlotWaits = field(default_factory=SlotWaits)
-    #: the turns' threads (``worker_concurrency`` of them, shared round-robin across limit keys) and their
-    #: grouped claims and recordings
+    #: the turns' threads (``worker_concurrency`` of them, shared round-robin across limit keys, none to a
+    #: key with enough turns waiting for its slots already) and their grouped claims and recordings
     pool: FairPool = field(init=False)
+    #: turns waiting in their thread for a concurrency slot of their limit key
+    slots: SlotWaits = field(init=False)
     claims: Coalescer[str, Claim | None] = field(init=False)
     records: Coalescer[Finished, bool] = field(init=False)
     #: each provider's lease: its timeout plus the margin
@@ -69,9 +74,14 @@ class Runtime:
     def __post_init__(self) -> None:
         self.leases = {provider: self.settings.lease_for(provider) for provider in Provider}
         self.claim_leases = {p: s + self.settings.claim_ahead_s for p, s in self.leases.items()}
-        self.pool = FairPool(self.settings.worker_concurrency, "applyq-attempt")
+        self.pool = FairPool(self.settings.worker_concurrency, "applyq-attempt", ready=self._has_room)
+        self.slots = SlotWaits(left=self.pool.nudge)
         self.claims = Coalescer(self.claim_each, "claim")
         self.records = Coalescer(self.finish_all, "record")
+
+    def _has_room(self, key: str) -> bool:
+        """Whether another turn of ``key`` may take a thread: fewer than ``WAITING_PER_KEY`` wait for its slots."""
+        return self.slots.waiting(key) < WAITING_PER_KEY
 
     def claim_each(self, submission_ids: Sequence[str]) -> list[Claim | None]:
         """One claim for all; a lease goes to the first asker only (duplicate messages ask twice)."""
@@ -137,24 +147,37 @@ def process_batch(runtime: Runtime, submission_ids: Sequence[str]) -> list[Outco
     back waits in its thread when a slot is near (a concurrency slot, a rate slot within
     ``max_inline_wait_s``); when it is not, the claim is given back (``release``: no attempt was made) and
     the submission is due again once the wait is over, so a long wait never occupies a worker. The turns
-    share the threads round-robin across limit keys; a turn's thread and its concurrency slot are free once
-    the provider has answered, and the batch returns (the message is acknowledged) once every answer is
-    recorded. The outcomes follow the ids' order; an unexpected error is raised once the batch's other
-    turns are over.
+    share the threads round-robin across limit keys. A pool thread does the limiter and the call and nothing
+    else: each request is made ready here before its turn queues, and each answer is judged and handed to
+    the group commit here once the pool thread has it, so the pool's threads go to the next call at once
+    (with one integration at Kombo's 30 in flight, the 32 default threads left two for everything else).
+    The batch returns (the message is acknowledged) once every answer is recorded. The outcomes follow the
+    ids' order; an unexpected error is raised once the batch's other turns are over.
     """
     runtime.heartbeat()
     claims = {sid: runtime.claims.enqueue(sid) for sid in dict.fromkeys(submission_ids)}  # a repeated id: one turn
     leases = {sid: lease for sid, claimed in claims.items() if (lease := claimed.result()) is not None}
-    turns = {}
+    errors: list[BaseException] = []
+    sends: dict[Future[_Answered | Outcome], tuple[str, Claim, _Call]] = {}
     for sid, lease in leases.items():
+        try:
+            call = _Call.prepare(runtime, lease)
+        except Exception as unreadable:  # a payload an older version stored that no longer reads: the lease runs out
+            errors.append(unreadable)
+            continue
         key = runtime.traffic.key(lease.provider, lease.integration_id)
-        turns[sid] = runtime.pool.submit(key, take_turn, runtime, lease, key)
-    wait(turns.values())
-    errors = [error for turn in turns.values() if (error := turn.exception()) is not None]
-    errors += _settle([turn.result() for turn in turns.values() if turn.exception() is None])
+        sends[runtime.pool.submit(key, send, runtime, lease, key, call)] = (sid, lease, call)
+    turns: dict[str, Turn] = {}
+    for sent in as_completed(sends):
+        sid, lease, call = sends[sent]
+        if (failed := sent.exception()) is not None:
+            errors.append(failed)
+        else:
+            turns[sid] = _conclude(runtime, lease, call, sent.result())
+    errors += _settle(list(turns.values()))
     if errors:
         raise errors[0]
-    return [turns[sid].result().outcome if sid in turns else _SKIPPED for sid in submission_ids]
+    return [turns[sid].outcome if sid in turns else _SKIPPED for sid in submission_ids]
 
 
 def _settle(turns: list[Turn]) -> list[BaseException]:
@@ -194,30 +217,36 @@ class Turn:
 
 
 def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
-    """One claimed submission's attempt in a pool thread (``key``: its limit key): limits, call, decide, record.
+    """One claimed submission's whole turn in the caller's thread (``key``: its limit key)."""
+    call = _Call.prepare(runtime, lease)
+    return _conclude(runtime, lease, call, send(runtime, lease, key, call))
 
-    Between the limiter's slot and its release runs the call and nothing else: the request is made ready
+
+def send(runtime: Runtime, lease: Claim, key: str, call: _Call) -> _Answered | Outcome:
+    """A pool thread's part of a turn: the limiter's slot, the call, the slot given back; the answer.
+
+    Between the limiter's slot and its release runs the call and nothing else: the request was made ready
     before the slot is asked for, and the router decides after it is given back. Under load every step in a
     thread may wait for the interpreter lock, and each such wait inside the slot keeps the provider's
-    concurrency slot from the next request.
+    concurrency slot from the next request. A turn the limits hold back is deferred (its outcome).
     """
     hold_key = runtime.traffic.hold_key(lease.provider)
     spec = runtime.traffic.spec(key)
     limiter = runtime.traffic.limiter
-    call = _Call.prepare(runtime, lease)
     try:
         gate = _pass_gate(runtime, lease, key, hold_key)
     except BaseException:  # the limiter failed (Redis): nothing was sent, the dispatcher publishes it again
         _release(runtime, lease, runtime.settings.republish_after_s)
         raise
     if not gate.go:
-        return Turn(_defer(runtime, lease, key, gate))
-    signal, hints, answered = Signal.NOT_SENT, Hints(), None
+        return _defer(runtime, lease, key, gate)
+    answered = None
     try:
         if _still_leased(runtime, lease):
             answered = call.run()
-            signal, hints = signal_for(lease.provider, answered.ats, answered.answer), hints_for(answered.answer)
     finally:
+        signal, hints = (answered.signal, answered.hints) if answered is not None else (Signal.NOT_SENT, Hints())
+
         # the slot is a request in flight at the provider: it frees with the answer, before the recording, and
         # goes straight to the turn of this process waiting longest for one (its gate asked in the same trip)
         def release(waiting: str | None) -> Gate | None:
@@ -227,11 +256,17 @@ def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
             return limiter.observe_then_gate(key, spec, gate, signal, hints, hold_key, waiting)
 
         runtime.slots.hand_over(key, release)
-    if answered is None:
-        return Turn(_SKIPPED)
-    turn = _record(runtime, _judge(runtime, lease, call, answered))
-    if signal is Signal.MISCONFIGURED:
-        extra = {"submission_id": lease.submission_id, "limit_key": hold_key, "code": turn.outcome.code}
+    return _SKIPPED if answered is None else answered
+
+
+def _conclude(runtime: Runtime, lease: Claim, call: _Call, sent: _Answered | Outcome) -> Turn:
+    """What the router makes of the answer, handed to the group commit (a deferral or a skip: as it is)."""
+    if isinstance(sent, Outcome):
+        return Turn(sent)
+    turn = _record(runtime, _judge(runtime, lease, call, sent))
+    if sent.signal is Signal.MISCONFIGURED:
+        extra = {"submission_id": lease.submission_id, "limit_key": runtime.traffic.hold_key(lease.provider),
+                 "code": turn.outcome.code}  # fmt: skip
         log.warning("provider key held: the provider refused applyq's configuration", extra=extra)
     return turn
 
@@ -269,11 +304,14 @@ def _still_leased(runtime: Runtime, lease: Claim) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Answered:
-    """The provider's answer to a call, how long it took, and the ATS behind the integration."""
+    """The provider's answer to a call, how long it took, the ATS behind the integration, and what the answer
+    tells the limiter."""
 
     answer: Answer
     latency_ms: float
     ats: str | None
+    signal: Signal
+    hints: Hints
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +338,9 @@ class _Call:
         started = time.perf_counter()
         answer = self.adapter.look_up(self.delivery) if self.looking else self.adapter.deliver(self.delivery)[0]
         latency_ms = (time.perf_counter() - started) * 1000
-        return _Answered(answer, latency_ms, self.adapter.ats(self.delivery.submission.integration_id))
+        submission = self.delivery.submission
+        ats = self.adapter.ats(submission.integration_id)
+        return _Answered(answer, latency_ms, ats, signal_for(submission.provider, ats, answer), hints_for(answer))
 
 
 def _judge(runtime: Runtime, lease: Claim, call: _Call, answered: _Answered) -> _Sent:

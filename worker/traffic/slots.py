@@ -74,9 +74,16 @@ def _free_to_take(waiter: _Waiter) -> bool:
 class SlotWaits:
     """This process's turns waiting for slots, first come first served per key; thread-safe."""
 
-    def __init__(self, poll_s: float = 0.05, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        poll_s: float = 0.05,
+        monotonic: Callable[[], float] = time.monotonic,
+        left: Callable[[], None] = lambda: None,
+    ) -> None:
         self._poll_s = poll_s
         self._monotonic = monotonic
+        #: told (outside the lock) whenever a turn leaves a line: the turn pool may give that key a thread again
+        self._left = left
         self._lock = threading.Lock()
         self._waiters: dict[str, deque[_Waiter]] = {}
 
@@ -207,3 +214,4 @@ class SlotWaits:
                 line[0].wake()
             elif was_first:
                 line[0].event.set()
+        self._left()

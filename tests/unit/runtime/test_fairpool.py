@@ -45,3 +45,27 @@ def test_threads_start_only_as_work_needs_them() -> None:
     for _ in range(20):
         pool.submit("k", lambda: None).result(timeout=5)  # one at a time: one thread is enough
     assert len(pool._threads) == 1
+
+
+def test_a_key_without_room_gets_no_thread_until_the_pool_is_nudged() -> None:
+    # Given a key whose slots are full (its turns would only wait in their threads) and a quiet key
+    room = {"full": False, "quiet": True}
+    pool = FairPool(4, "test", ready=lambda key: room[key], recheck_s=60.0)
+    ran: list[str] = []
+    full = pool.submit("full", ran.append, "full")
+    # When both have a turn queued, the quiet key's runs and the full key's keeps its place
+    pool.submit("quiet", ran.append, "quiet").result(timeout=5)
+    assert not full.done() and ran == ["quiet"]
+    # Then once a waiter of the full key leaves and the pool is told, its turn runs
+    room["full"] = True
+    pool.nudge()
+    full.result(timeout=5)
+    assert ran == ["quiet", "full"]
+
+
+def test_a_key_without_room_is_looked_at_again_without_a_nudge() -> None:
+    room = {"k": False}
+    pool = FairPool(1, "test", ready=lambda key: room[key], recheck_s=0.01)
+    turn = pool.submit("k", lambda: "ran")
+    room["k"] = True  # nobody nudges: the idle thread looks again after recheck_s
+    assert turn.result(timeout=5) == "ran"

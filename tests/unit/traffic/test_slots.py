@@ -165,3 +165,11 @@ def test_a_waiter_holding_a_slot_not_yet_taken_is_handed_no_second_one() -> None
     # Then that slot is only given back: a second one handed over would overwrite the first, held by nobody
     assert asked_for == ["s1", None]
     assert waiter.given == GO
+
+
+def test_leaving_the_line_tells_the_turn_pool() -> None:
+    # the pool gives a key whose line is long no more threads, until a waiter leaves
+    left: list[int] = []
+    waits, slots = SlotWaits(poll_s=0.01, left=lambda: left.append(waits.waiting("k"))), Slots()
+    assert waits.acquire("k", slots.ask, FULL, 0.03) == FULL
+    assert left == [0]  # told once the turn was out of the line
