@@ -10,8 +10,8 @@ A key whose concurrency slots are all taken gets no more threads (``ready``): it
 the key's line of waiters (``SlotWaits``), each a thread that a quiet key could use and that competes for
 the interpreter lock with the turns in flight. With 64 threads and one integration allowing 30 requests in
 flight, 34 threads waited there, and the burst went slower than with 32. A key's queued turns keep their
-place and go on once the pool is told that a waiter has left (``nudge``), or at the latest after
-``recheck_s``.
+place and go on once the pool is told that a waiter has left (``nudge``: every leave does), or at the
+latest after ``recheck_s`` (a backstop: idle threads polling often would cost the lock they save).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class FairPool:
     """``size`` daemon threads, started as work arrives, taking jobs round-robin across keys."""
 
     def __init__(
-        self, size: int, name: str, ready: Callable[[str], bool] = lambda key: True, recheck_s: float = 0.05
+        self, size: int, name: str, ready: Callable[[str], bool] = lambda key: True, recheck_s: float = 1.0
     ) -> None:
         self._size = size
         self._name = name
