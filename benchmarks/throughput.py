@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 import sqlalchemy as sa
 
@@ -299,6 +300,17 @@ def _naive_last(engine: sa.Engine) -> datetime:
 # --- the no-queue limit ---------------------------------------------------------------------------------
 
 
+def _send_retrying(res: naive.Resources, submission: dict[str, Any], tries: int = 3) -> httpx.Response:
+    """``send_and_record``, again on a transport error, as any loop would (the sandbox may close a pooled
+    connection that sat idle past its keep-alive between warm-up and run: one reset aborted a whole run)."""
+    for _ in range(tries - 1):
+        try:
+            return naive.send_and_record(res, submission)
+        except httpx.TransportError:
+            continue
+    return naive.send_and_record(res, submission)
+
+
 def run_noqueue(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
     """A thread pool here: the same HTTP call and database write, no broker, no worker process."""
     with scratch_database() as url:
@@ -306,11 +318,11 @@ def run_noqueue(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figur
         res = naive.build_resources(sandbox_url, url, connections=cfg.threads)
         try:
             with ThreadPoolExecutor(cfg.threads * cfg.processes, thread_name_prefix="noqueue") as pool:
-                list(pool.map(partial(naive.send_and_record, res), kombo_items(cfg.warmup, "warm-nq")))
+                list(pool.map(partial(_send_retrying, res), kombo_items(cfg.warmup, "warm-nq")))
                 reset_sandbox(sandbox_url)
                 items = kombo_items(cfg.submissions, uuid.uuid4().hex[:6], integrations=cfg.integrations)
                 cpu0, started = cpu_seconds(os.getpid()), datetime.now(UTC)
-                list(pool.map(partial(naive.send_and_record, res), items))
+                list(pool.map(partial(_send_retrying, res), items))
                 cpu_s = cpu_seconds(os.getpid()) - cpu0
             return _figures(len(items), started, _naive_last(res.engine), cpu_s, None, sandbox_url)
         finally:
