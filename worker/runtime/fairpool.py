@@ -68,9 +68,11 @@ class FairPool:
         thread.start()
 
     def nudge(self) -> None:
-        """A key may be ready again (one of its waiters left): let an idle thread look."""
+        """A key may be ready again (one of its waiters left): let an idle thread look, if one is idle while
+        turns are queued (every turn that waited for a slot nudges when it leaves: no wake-up for nothing)."""
         with self._cond:
-            self._cond.notify()
+            if self._idle and self._order:
+                self._cond.notify()
 
     def _next(self) -> _Job:
         """The head job of the next ready key in turn; that key goes to the back of the order if it has more."""

@@ -217,7 +217,8 @@ class Turn:
 
 
 def take_turn(runtime: Runtime, lease: Claim, key: str) -> Turn:
-    """One claimed submission's whole turn in the caller's thread (``key``: its limit key)."""
+    """One claimed submission's whole turn in the caller's thread (``key``: its limit key): the steps
+    ``process_batch`` spreads over the message's thread and a pool thread, for a caller holding a claim."""
     call = _Call.prepare(runtime, lease)
     return _conclude(runtime, lease, call, send(runtime, lease, key, call))
 
