@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import JavascriptException
 from selenium.webdriver import Chrome, ChromeOptions, ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -45,6 +45,11 @@ FLAGS = (
 ARTIFACTS = REPO / "test-artifacts" / "jobboard-browser"
 #: The application page refreshes itself every second until the outcome is in.
 OUTCOME_WAIT_S = 30
+#: Status and message of the outcome box, read together from one document (null while it is not there).
+READ_OUTCOME = """
+const shown = document.getElementById("outcome");
+return shown ? [shown.getAttribute("data-status") || "", shown.innerText.trim()] : null;
+"""
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +99,20 @@ def fill(browser: Chrome, **values: str) -> None:
 
 
 def outcome(browser: Chrome) -> tuple[str, str]:
-    """Wait, as the candidate does, until the page shows a final status; (status, message)."""
+    """Wait, as the candidate does, until the page shows a final status; (status, message).
+
+    The page reloads itself every second, so status and message are read in one script: an element found in
+    one WebDriver call may belong to a document that is gone by the next (Chromium then answers "Node with
+    given id does not belong to the document", not a stale-element error).
+    """
 
     def final(driver: Chrome) -> tuple[str, str] | None:
-        shown = driver.find_element(By.ID, "outcome")
-        status = shown.get_attribute("data-status") or ""
-        return (status, shown.text) if status != "sending" else None
+        shown = driver.execute_script(READ_OUTCOME)
+        if not shown or shown[0] in ("", "sending"):
+            return None
+        return (shown[0], shown[1])
 
-    ignored = (NoSuchElementException, StaleElementReferenceException)  # the page reloads itself meanwhile
+    ignored = (JavascriptException,)  # a script that runs while the page is being replaced
     found = WebDriverWait(browser, OUTCOME_WAIT_S, 0.2, ignored_exceptions=ignored).until(final)
     assert found is not None
     return found
