@@ -12,6 +12,7 @@ migration) always go to PostgreSQL directly: they are the harness, not applyq un
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -30,8 +32,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import IN_CI, require_service
+from worker.admin.views import submission_json
+from worker.config import Settings
 from worker.db.engine import create_engine, create_session_factory, migrate
 from worker.db.models import Submission
+from worker.db.submissions import find_by_reference
+from worker.intake.library import Applyq
 from worker.local.pgbouncer import PGBOUNCER, pooled_url, run_pgbouncer
 from worker.local.processes import Proc, create_database, drop_database, free_port, spawn, wait_http
 from worker.local.sandbox import SandboxConfig
@@ -64,6 +70,8 @@ WORKER_ENV = {
     "APPLYQ_SYNC_PENDING_DELAY_S": "1",
     "APPLYQ_MAX_ATTEMPTS": "4",
     "APPLYQ_LEASE_MARGIN_S": "2",
+    # a claim's lease covers a short wait in the worker, so a killed worker's claims expire within seconds
+    "APPLYQ_CLAIM_AHEAD_S": "2",
     # a held provider key (a configuration error) is probed every few seconds, not every five minutes
     "APPLYQ_HOLD_PROBE_S": "3",
     "APPLYQ_DISPATCH_INTERVAL_S": "0.1",
@@ -170,10 +178,16 @@ class Stack:
             env=self.env, input=stdin, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
+    @functools.cached_property
+    def api(self) -> Applyq:
+        """applyq's Python API on the stack's settings (database through the stack's PgBouncer, queue), as a
+        job board's web app enqueues; closed with the stack."""
+        return Applyq.from_settings(stack_settings(self.env), pool_size=1)
+
     def submit(self, payload: dict[str, Any]) -> str:
-        result = self.cli("submit", "--file", "-", stdin=json.dumps(payload))
-        assert result.returncode == 0, result.stderr
-        return str(json.loads(result.stdout)["id"])
+        """Enqueue one submission through the Python API (in this process: a CLI process costs about a second
+        of start-up per test; ``submit_many`` and the CLI tests keep the command's own path covered)."""
+        return self.api.enqueue(payload).submission.id
 
     def submit_many(self, payloads: list[dict[str, Any]]) -> list[str]:
         """Submit several at once as JSON Lines (one CLI process); their ids in order."""
@@ -182,9 +196,11 @@ class Stack:
         return [str(json.loads(line)["id"]) for line in result.stdout.splitlines()]
 
     def status(self, submission_id: str) -> dict[str, Any]:
-        result = self.cli("status", submission_id, "--json")
-        assert result.returncode == 0, result.stderr
-        return dict(json.loads(result.stdout))
+        """What ``applyq status ID --json`` prints (``submission_json``, through JSON), read in this process."""
+        with self.sessions() as session:
+            row = find_by_reference(session, submission_id)
+            assert row is not None, submission_id
+            return dict(json.loads(json.dumps(submission_json(row, attempts=True), ensure_ascii=False)))
 
     def wait_final(self, *ids: str, timeout_s: float = 45.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -212,6 +228,12 @@ class Stack:
         """How many times the sandbox created an application at this job (more than one: a duplicate)."""
         held = httpx.get(f"{self.sandbox_url}/_sandbox/applications").json()
         return sum(int(a["creations"]) for a in held if a["job_id"] == job_id)
+
+
+def stack_settings(env: dict[str, str]) -> Settings:
+    """The settings an applyq process started with ``env`` reads (read the way it reads them)."""
+    with mock.patch.dict(os.environ, env, clear=True):
+        return Settings()
 
 
 def stack_env(pg_url: str, redis_url: str, sandbox_url: str, *, direct: bool = False) -> dict[str, str]:
@@ -262,6 +284,8 @@ def start_stack(
     finally:
         for proc in reversed(stack.procs):
             proc.stop()
+        if "api" in vars(stack):
+            stack.api.close()
         engine.dispose()
 
 
