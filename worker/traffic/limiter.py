@@ -167,6 +167,11 @@ class AdaptiveParams:
     learned_growth: float = 0.003
     #: ... and that growth doubles for every so many seconds without a 429 (up to 32-fold)
     learned_growth_s: float = 10.0
+    #: a cut of the rate is undone when 429s keep coming at this share of the requests sent since (the pace
+    #: the provider accepted is refused no more by a bucket; a margin's overshoot is about ``learned_margin``)
+    sporadic_share: float = 0.08
+    #: ... and for so long, 429s under a third of the answers leave the rate alone (then the test runs again)
+    sporadic_s: float = 60.0
     breaker_threshold: int = 5
     breaker_open_s: float = 15.0
     breaker_open_max_s: float = 300.0
@@ -239,7 +244,7 @@ class RedisLimiter:
                 hints.exhausted_until or 0, hints.concurrency_limit or 0,
                 p.breaker_threshold, p.breaker_open_s, p.breaker_open_max_s,
                 _sent_at(gate.token), p.learned_margin, p.learned_growth, p.learned_growth_s, p.hold_s,
-                spec.concurrency or 0]  # fmt: skip
+                spec.concurrency or 0, p.sporadic_share, p.sporadic_s]  # fmt: skip
 
     def _now(self) -> float | str:
         """What the scripts take for now: empty means Redis's ``TIME``."""

@@ -221,11 +221,10 @@ def test_the_rate_after_a_429_is_what_the_provider_let_through(client: redis.Red
     sent = sum(g.go for g in first)
     provider.limited(provider.answers(start + sent / 30, 30, 30 - sent))
     assert rate_of(client, key) == pytest.approx(30, rel=0.1)
-    # the provider slows down to 20/s: a second of that after the cooldown, then a 429
-    cooled = provider.clock.now + 1
-    provider.clock.now = cooled - 0.5
-    assert {g.verdict for g in gates(provider.limiter, key, provider.spec, 200)} == {Wait.COOLDOWN}  # it waits
-    provider.limited(provider.answers(cooled, 20, 20))
+    # one 429 among thirty accepted: the provider still takes the integration's requests, no one waits
+    assert Wait.COOLDOWN not in {g.verdict for g in gates(provider.limiter, key, provider.spec, 200)}
+    # the provider slows down to 20/s: a second of that, then a 429
+    provider.limited(provider.answers(provider.clock.now + 1, 20, 20))
     assert rate_of(client, key) == pytest.approx(20, rel=0.1)
 
 
@@ -343,3 +342,52 @@ def test_a_slot_released_and_taken_for_a_waiting_submission_in_one_round_trip(cl
     client.script_flush()
     again = limiter.observe_then_gate(key, spec, handed, Signal.SUCCESS, Hints(), "", "c")
     assert again.go and client.zcard(f"applyq:lim:{key}:inflight") == 1
+
+
+def test_429s_that_go_on_after_the_rate_was_cut_to_the_accepted_pace_are_sporadic(
+    client: redis.Redis, key: str
+) -> None:
+    """1 in 6 answered 429 at 40/s: the first cuts the rate, the next ones show the cut changed nothing.
+
+    A provider that accepted 40/s does not refuse 40/s: 429s still coming at a sixth of the requests after
+    the cut do not follow the pace. The rate goes back to what it was, and later ones cool no one down.
+    """
+    provider = Provider(client, key)
+    provider.backlog()
+    at = provider.answers(provider.clock.now, 40, 40)
+    provider.limited(at)  # pressed: the first 429 cuts the rate to the pace accepted
+    before = 50.0
+    assert rate_of(client, key) < before
+    at = provider.clock.now + 1
+    for _ in range(4):  # after the cooldown, the same pace and the same share of 429s
+        at = provider.answers(at, 40, 5)
+        provider.backlog()
+        provider.limited(at)
+        at += 1 / 40
+    assert rate_of(client, key) >= before  # restored
+    cooled_until = float(client.get(f"applyq:lim:{key}:cool") or 0)
+    for _ in range(4):
+        at = provider.answers(at, 40, 5)
+        provider.backlog()
+        provider.limited(at)
+        at += 1 / 40
+    assert rate_of(client, key) >= before
+    assert float(client.get(f"applyq:lim:{key}:cool") or 0) == cooled_until  # no integration cooldown since
+
+
+def test_a_bucket_the_cut_rate_still_overshoots_now_and_then_keeps_the_cut(client: redis.Redis, key: str) -> None:
+    """A provider that lets 30/s through: after the cut, a 429 in fifty requests is the margin, not sporadic."""
+    provider = Provider(client, key)
+    first = gates(provider.limiter, key, provider.spec, 200)
+    sent = sum(g.go for g in first)
+    provider.limited(provider.answers(provider.clock.now + sent / 30, 30, 30 - sent))
+    learned = rate_of(client, key)
+    assert learned == pytest.approx(30, rel=0.1)
+    at = provider.clock.now + 1
+    for _ in range(3):  # a 429 every fifty requests at the learnt pace
+        at = provider.answers(at, learned, 50)
+        provider.backlog()
+        provider.limited(at)
+        at += 1 / learned
+    assert rate_of(client, key) <= learned * 1.05
+    assert client.get(f"applyq:lim:{key}:sporadic") is None

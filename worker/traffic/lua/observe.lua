@@ -14,6 +14,7 @@ if sent < 0 or sent > now then sent = now end
 local p = KEYS[1]
 local hold, hold_s = KEYS[2], tonumber(ARGV[19])
 local cap_cfg = tonumber(ARGV[20])
+local sporadic_share, sporadic_s = tonumber(ARGV[21]), tonumber(ARGV[22])
 if signal == 'key_rate_limited' then
   -- the whole API key is over its rate: cool every limit key of it (the gate reads KEYS[3]), then learn
   -- from the answer here as from any 429
@@ -89,16 +90,24 @@ elseif signal == 'rate_limited' then
   local e = redis.call('HMGET', ep, 's', 'o', 'full', 'w', 'n')
   local cool = tonumber(redis.call('GET', p .. 'cool') or '0')
   -- the adaptive key's 429s of the last second (answer times): isolated 429s are told from a limit by them
-  local n429 = 0
+  local n429, sparse = 0, false
   if adaptive then
     redis.call('ZADD', p .. 'r429', now, token)
     redis.call('ZREMRANGEBYSCORE', p .. 'r429', '-inf', now - 1)
     redis.call('EXPIRE', p .. 'r429', 60)
     n429 = redis.call('ZCARD', p .. 'r429')
+    -- sparse: under a third of the last second's answers were 429s. The provider kept taking most requests,
+    -- so it is not refusing the integration: no cooldown holds the others back (each 429 still costs its own
+    -- request the Retry-After, the router's floor on its retry)
+    sparse = n429 * 3 < redis.call('ZCOUNT', p .. 'sent', now - 1, '+inf') + n429
+    -- the 429s of requests sent after the last cut of the rate (the causal test below)
+    local cut_at = tonumber(redis.call('HGET', p .. 'cut', 'at') or '1e300')
+    if sent >= cut_at then redis.call('HINCRBY', p .. 'cut', 'n', 1) end
   end
   if e[2] and sent < tonumber(e[2]) then
     -- sent before the last 429 was answered: the same episode, no news about the rate. Its Retry-After
     -- holds, but while that cooldown lasts, the turns already handed out for after it stand.
+    if sparse then return 1 end
     if cool <= now then
       cooldown(now + wait)
     elseif now + wait > cool then
@@ -115,13 +124,33 @@ elseif signal == 'rate_limited' then
   if cap_cfg > 0 and (cap <= 0 or cap_cfg < cap) then cap = cap_cfg end
   local full = cap > 0 and redis.call('ZCOUNT', p .. 'inflight', math.max(now, cool + 1), '+inf') >= cap - 1
   local pressed = tried >= 0.5 * rate or full
-  -- An isolated 429 (the provider not pressed, and under a third of the last second's requests answered
-  -- 429: a relayed ATS limit, a neighbour on the integration) costs its own request the Retry-After (the
-  -- router's floor on its retry) and nothing more: the integration is not held back, the rate not re-measured.
-  if adaptive and not pressed and n429 * 3 < redis.call('ZCOUNT', p .. 'sent', now - 1, '+inf') + n429 then
-    return 1
+  if sparse then
+    -- An isolated 429 (the provider not pressed: a relayed ATS limit, a neighbour on the integration) costs
+    -- its own request the Retry-After and nothing more: the rate is not re-measured. Nor while the last
+    -- causal test found the 429s sporadic.
+    if not pressed or redis.call('EXISTS', p .. 'sporadic') == 1 then return 1 end
+    -- The causal test: a cut brought the rate down to the pace the provider was accepting; a provider that
+    -- accepted that pace does not refuse it. If 429s still come at a real share of the requests sent since
+    -- the cut (a second for the new rate to act), they do not follow the pace (a relayed ATS limit, a
+    -- neighbour): the rate goes back to what it was before the cut, and 429s this sparse leave it alone for
+    -- a while. A token bucket that the rate still overshoots answers a share near the margin, and is learnt.
+    local c = redis.call('HMGET', p .. 'cut', 'at', 'before', 'n')
+    if c[1] then
+      if sent < tonumber(c[1]) + 1 then return 1 end
+      local n = tonumber(c[3] or '0')
+      if n >= 2 and n >= sporadic_share * (redis.call('ZCOUNT', p .. 'sent', c[1], '+inf') + n) then
+        redis.call('SET', p .. 'rate', c[2], 'EX', 86400)
+        redis.call('SET', p .. 'sporadic', '1', 'EX', math.ceil(sporadic_s))
+        redis.call('DEL', p .. 'cut')
+        return 1
+      end
+    end
+  else
+    -- 429s this dense: the provider is refusing the integration, which waits out the Retry-After (and any
+    -- earlier finding that its 429s were sporadic is over)
+    redis.call('DEL', p .. 'sporadic')
+    cooldown(now + wait)
   end
-  cooldown(now + wait)
   -- A 429 says something about the rate only when the provider was being pressed: a 429 soon after a
   -- cooldown costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
   if adaptive and pressed then
@@ -162,6 +191,10 @@ elseif signal == 'rate_limited' then
     rate = math.min(before, math.max(rate, accepted))
     redis.call('SET', p .. 'rate', tostring(math.max(min_rate, rate)), 'EX', 86400)
     redis.call('SET', p .. 'learned', '1', 'EX', 86400)
+    -- what the causal test of a later sparse 429 compares with (forgotten when 429s stop coming)
+    redis.call('DEL', p .. 'cut')
+    redis.call('HSET', p .. 'cut', 'at', tostring(now), 'before', tostring(before), 'n', 0)
+    redis.call('EXPIRE', p .. 'cut', 30)
   end
   -- a new measure from this 429: the provider's bucket is full again a Retry-After from now
   redis.call('DEL', ep)
