@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.recovery import recovery_lines
+
 LABEL = 52
 CELL = 17
 
@@ -26,6 +28,8 @@ def render(figures: dict[str, Any], previous: dict[str, Any] | None = None) -> s
         lines += _traffic(figures["traffic"])
     if "sporadic" in figures:
         lines += _sporadic(figures["sporadic"])
+    if "recovery" in figures:
+        lines += recovery_lines(figures["recovery"])
     host = figures["host"]
     lines.append(
         f"host: {host['cpus']} CPUs shared with other work; load average (1/5/15 min) {_load(host['load_before'])}"

@@ -13,7 +13,8 @@ Runs against PostgreSQL (``APPLYQ_TEST_PG_URL``, scratch databases next to it) a
 * enqueue latency (``benchmarks/latency.py``);
 * memory with many submissions scheduled for later (``benchmarks/memory.py``);
 * traffic control under a provider rate limit (``benchmarks/traffic.py``), when present;
-* sporadic 429s on the adaptive rate, the same load with and without them (``benchmarks/sporadic.py``).
+* sporadic 429s on the adaptive rate, the same load with and without them (``benchmarks/sporadic.py``);
+* recovery after a 429 storm, the adaptive rate's scripts on a simulated clock (``benchmarks/recovery.py``).
 
 Prints one table; writes the figures to ``benchmarks/results/<time>.json`` and ``latest.json``, and shows the
 previous ``latest.json`` beside this run's applyq figures.
@@ -34,13 +35,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from benchmarks.latency import LatencyConfig, run_latency
+from benchmarks.recovery import Storm, simulate
 from benchmarks.report import render
-from benchmarks.stack import sandbox
+from benchmarks.stack import REDIS_URL, sandbox
 from benchmarks.throughput import CONTENDERS, ThroughputConfig, run_throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ("throughput", "one_integration", "pgbouncer", "latency", "memory", "traffic", "sporadic")
+SUITES = ("throughput", "one_integration", "pgbouncer", "latency", "memory", "traffic", "sporadic", "recovery")
 #: the one-integration cases: (label, threads per process, processes)
 ONE_INTEGRATION = (
     ("defaults, 32 threads", 32, 1),
@@ -179,6 +183,8 @@ def run_suite(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             figures["traffic"] = traffic
     if "sporadic" not in skip:
         figures["sporadic"] = sporadic_figures(workdir)
+    if "recovery" not in skip:
+        figures["recovery"] = asdict(simulate(Storm(), redis.Redis.from_url(REDIS_URL)))
     figures["host"]["load_after"] = _load()
     return figures
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from benchmarks.recovery import Storm, simulate
 from tests.conftest import require_service
 from worker.config import LimitSpec
 from worker.traffic.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
@@ -350,7 +351,7 @@ def test_429s_that_go_on_after_the_rate_was_cut_to_the_accepted_pace_are_sporadi
     """1 in 6 answered 429 at 40/s: the first cuts the rate, the next ones show the cut changed nothing.
 
     A provider that accepted 40/s does not refuse 40/s: 429s still coming at a sixth of the requests after
-    the cut do not follow the pace. The rate goes back to what it was, and later ones cool no one down.
+    the cut do not follow the pace. The rate goes back to what it was, and later ones hold no one back.
     """
     provider = Provider(client, key)
     provider.backlog()
@@ -391,3 +392,11 @@ def test_a_bucket_the_cut_rate_still_overshoots_now_and_then_keeps_the_cut(clien
         at += 1 / learned
     assert rate_of(client, key) <= learned * 1.05
     assert client.get(f"applyq:lim:{key}:sporadic") is None
+
+
+def test_after_a_429_storm_the_rate_grows_back_to_the_lifted_limit(client: redis.Redis) -> None:
+    """benchmarks/recovery.py's simulation, shorter: a storm at 20/s is learnt, and 40/s is reached after it."""
+    figures = simulate(Storm(storm_limit=20, after_limit=40, storm_s=10, after_s=90), client)
+    assert figures.learnt_in_s is not None and figures.learnt_in_s <= 2
+    assert figures.storm_429_share < 0.1 and figures.after_429_share < 0.02  # (the storm: its first second)
+    assert figures.recovered_90_in_s is not None and figures.recovered_90_in_s <= 60

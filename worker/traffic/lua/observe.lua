@@ -149,8 +149,8 @@ elseif signal == 'rate_limited' then
     -- 429s this dense: the provider is refusing the integration, which waits out the Retry-After (and any
     -- earlier finding that its 429s were sporadic is over)
     redis.call('DEL', p .. 'sporadic')
-    cooldown(now + wait)
   end
+  if not sparse or redis.call('EXISTS', p .. 'learned') == 1 then cooldown(now + wait) end
   -- A 429 says something about the rate only when the provider was being pressed: a 429 soon after a
   -- cooldown costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
   if adaptive and pressed then
