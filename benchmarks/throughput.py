@@ -13,7 +13,11 @@ and records every attempt in PostgreSQL, each in a scratch database of its own:
   as a deployment of many worker processes runs it (the benchmark's own reads go direct);
 * **naive Celery**: ``celery -A benchmarks.naive worker --pool threads -c THREADS`` (``acks_late``, Celery's
   default prefetch, ``--loglevel=WARNING``: quieter than applyq's one INFO line per attempt, a stricter baseline);
-* **no-queue limit**: a thread pool in this process doing the same HTTP call and database write, no broker.
+* **no-queue limit**: a thread pool in this process doing the same HTTP call and database write, no broker,
+  with at most Kombo's 30 requests in flight per integration (Kombo refuses the 31st with a 429 since
+  2026-03-20, and so does the sandbox: a loop past the cap would measure refusals, not a limit).
+
+The naive task keeps no such count: its threads past 30 on one integration get Kombo's 429s and Celery's retries.
 
 A warm-up batch goes first; then the measured batch is stored (applyq) and published at once. Submissions/s
 is the batch size over the time from the first publish to the last recorded attempt; CPU is the worker
@@ -65,6 +69,7 @@ from worker.db.submissions import add_submissions
 from worker.intake.enqueue import validate_all
 from worker.local.pgbouncer import pooled_url, run_pgbouncer
 from worker.local.processes import spawn
+from worker.local.sandbox.kombo import CONCURRENCY_LIMIT
 from worker.runtime.tasks import CeleryPublisher, create_celery
 
 CONTENDERS = ("applyq", "naive", "noqueue")
@@ -312,12 +317,14 @@ def _send_retrying(res: naive.Resources, submission: dict[str, Any], tries: int 
 
 
 def run_noqueue(cfg: ThroughputConfig, sandbox_url: str, workdir: Path) -> Figures:
-    """A thread pool here: the same HTTP call and database write, no broker, no worker process."""
+    """A thread pool here: the same HTTP call and database write, no broker, no worker process; no more threads
+    than Kombo's cap allows in flight over the integrations."""
     with scratch_database() as url:
         naive.create_tables(url)
-        res = naive.build_resources(sandbox_url, url, connections=cfg.threads)
+        in_flight = min(cfg.threads * cfg.processes, CONCURRENCY_LIMIT * cfg.integrations)
+        res = naive.build_resources(sandbox_url, url, connections=in_flight)
         try:
-            with ThreadPoolExecutor(cfg.threads * cfg.processes, thread_name_prefix="noqueue") as pool:
+            with ThreadPoolExecutor(in_flight, thread_name_prefix="noqueue") as pool:
                 list(pool.map(partial(_send_retrying, res), kombo_items(cfg.warmup, "warm-nq")))
                 reset_sandbox(sandbox_url)
                 items = kombo_items(cfg.submissions, uuid.uuid4().hex[:6], integrations=cfg.integrations)

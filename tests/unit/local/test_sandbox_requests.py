@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from tests.unit.local.kombo_sandbox import (
     shape,
 )
 from worker.local.sandbox import SandboxConfig
+from worker.local.sandbox.kombo import CONCURRENCY_LIMIT
 
 # --- the candidate's email ----------------------------------------------------------------------
 
@@ -181,3 +183,19 @@ async def test_latency_delays_every_provider_answer() -> None:
         elapsed = time.monotonic() - started
 
     assert elapsed >= 0.05
+
+
+@pytest.mark.anyio
+async def test_one_request_beyond_kombos_thirty_in_flight_is_refused_at_once() -> None:
+    """Kombo enforces its cap since 2026-03-20: the 31st action in flight for an integration gets a 429 at once."""
+    async with running(SandboxConfig(latency_ms=300)) as sandbox:
+        answers = await asyncio.gather(
+            *(sandbox.apply(f"ok--job-{n}", email=f"ada.{n}@example.com") for n in range(CONCURRENCY_LIMIT + 1))
+        )
+        refused = [r for r in answers if r.status_code == 429]
+        assert len(refused) == 1 and shape(refused[0]) == "PLATFORM.CONCURRENCY_LIMIT_EXCEEDED"
+        assert refused[0].headers["Concurrency-Limit"] == "30" and refused[0].headers["Concurrency-Remaining"] == "0"
+        assert sum(r.status_code == 200 for r in answers) == CONCURRENCY_LIMIT
+        # another integration has its own thirty
+        other = {**HEADERS, "X-Integration-Id": "greenhouse:another"}
+        assert (await sandbox.apply("ok--job-x", headers=other)).status_code == 200

@@ -79,12 +79,24 @@ class _ProviderEndpoint:
         body = _json_or_none(await request.body())
         record = _logged(state, provider, request, provider.job_id(request.path_params, body), body)
         with state.in_flight(provider.name, provider.integration_id(request.headers) or "") as in_flight:
-            if self._config.latency_ms > 0:
-                await asyncio.sleep(self._config.latency_ms / 1000)
             exchange = Exchange(str(request.url_for(_LOG_ROUTE, log_id=record.log_id)), in_flight, record.log_id)
-            reply = await self._answer(request, record.job_id or "", body, exchange)
+            reply = self._over_the_cap(request, record.job_id or "", body, exchange)
+            if reply is None:
+                if self._config.latency_ms > 0:
+                    await asyncio.sleep(self._config.latency_ms / 1000)
+                reply = await self._answer(request, record.job_id or "", body, exchange)
         state.answered(record, reply.status)
         return Response(reply.body, reply.status, dict(reply.headers), reply.media_type)
+
+    def _over_the_cap(self, request: Request, job_id: str, body: Any, exchange: Exchange) -> Reply | None:
+        """The provider's immediate refusal of a request beyond its cap on requests in flight, if it is one."""
+        cap = self._provider.concurrency_limit
+        if cap is None or exchange.in_flight <= cap:
+            return None
+        submission = self._provider.admit(request.headers, job_id, body, exchange)
+        if isinstance(submission, Reply):
+            return submission
+        return self._provider.render(Behaviour(Outcome.CONCURRENCY_LIMITED), submission, None, exchange)
 
     async def _answer(self, request: Request, job_id: str, body: Any, exchange: Exchange) -> Reply:
         """Admit the request, let its scenario decide, create and stall as told, then render."""

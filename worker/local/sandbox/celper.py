@@ -111,6 +111,8 @@ class CelperProvider:
     """Celper's candidate-import endpoint, authenticated with the sandbox's API key."""
 
     name: str = "celper"
+    #: no documented cap on requests in flight
+    concurrency_limit: int | None = None
     #: Celper's base URL ends in ``/v1``; the bare path serves clients configured without it.
     paths: tuple[str, ...] = ("/v1/candidates", "/candidates")
 

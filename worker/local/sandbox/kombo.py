@@ -165,6 +165,11 @@ class KomboProvider:
     """Kombo's create-application endpoint, authenticated with the sandbox's API key."""
 
     name: str = "kombo"
+    #: Enforced since 2026-03-20: "when more than 30 action requests are in flight simultaneously for a single
+    #: integration, additional requests are rejected with HTTP 429 and the error code
+    #: PLATFORM.CONCURRENCY_LIMIT_EXCEEDED" (docs.kombo.dev/ats/important-changes; the concurrency-limiting
+    #: guide: "immediately rejected"). Reads of synced data are not actions (``read``: no cap).
+    concurrency_limit: int | None = CONCURRENCY_LIMIT
     #: Kombo's base URL ends in ``/v1``; the bare path serves clients configured without it.
     paths: tuple[str, ...] = ("/v1/ats/jobs/{job_id}/applications", "/ats/jobs/{job_id}/applications")
 

@@ -57,6 +57,8 @@ class Provider(Protocol):
     paths: tuple[str, ...]
     #: Starlette path templates of the GET endpoints ``read`` answers (lookups, accounts).
     read_paths: tuple[str, ...]
+    #: Create requests one integration may have in flight; one more is refused at once (``None``: no cap).
+    concurrency_limit: int | None
 
     def job_id(self, path_params: Mapping[str, str], body: Any) -> str | None:
         """The job the request applies to, from the path or the body, if it names one."""

@@ -94,6 +94,8 @@ class StackOneProvider:
     """StackOne's create-application endpoint, authenticated with the sandbox's API key."""
 
     name: str = "stackone"
+    #: no documented cap on requests in flight
+    concurrency_limit: int | None = None
     paths: tuple[str, ...] = ("/unified/ats/applications",)
     #: The reads a lookup uses, and the account API that names an account's ATS.
     read_paths: tuple[str, ...] = ("/unified/ats/candidates", "/unified/ats/applications/{id}", "/accounts/{id}")
