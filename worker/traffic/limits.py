@@ -22,7 +22,7 @@ __all__ = ["VENDOR_DEFAULTS", "describe_limits", "limit_key", "provider_key", "r
 #: Published vendor limits: Celper 20 writes / 60 s per company; StackOne 1,000 requests / minute per key;
 #: Kombo caps in-flight actions per integration at 30 (enforced since 2026-03-20: the 31st is refused with 429
 #: PLATFORM.CONCURRENCY_LIMIT_EXCEEDED, docs.kombo.dev/ats/important-changes; "the limit may vary per
-#: integration": the announced ``Concurrency-Limit`` wins, concurrency-limiting guide) and publishes no rate.
+#: integration": a lower announced ``Concurrency-Limit`` wins, concurrency-limiting guide) and publishes no rate.
 VENDOR_DEFAULTS: Mapping[Provider, LimitSpec] = {
     Provider.KOMBO: LimitSpec(rate_per_s=None, concurrency=30),
     Provider.STACKONE: LimitSpec(rate_per_s=1000 / 60, concurrency=None),
