@@ -98,7 +98,7 @@ elseif signal == 'rate_limited' then
     n429 = redis.call('ZCARD', p .. 'r429')
     -- sparse: under a third of the last second's answers were 429s. The provider kept taking most requests,
     -- so it is not refusing the integration: no cooldown holds the others back (each 429 still costs its own
-    -- request the Retry-After, the router's floor on its retry)
+    -- request the Retry-After, the router's floor on its retry), unless it cuts a rate already learnt (below)
     sparse = n429 * 3 < redis.call('ZCOUNT', p .. 'sent', now - 1, '+inf') + n429
     -- the 429s of requests sent after the last cut of the rate (the causal test below)
     local cut_at = tonumber(redis.call('HGET', p .. 'cut', 'at') or '1e300')
@@ -150,6 +150,8 @@ elseif signal == 'rate_limited' then
     -- earlier finding that its 429s were sporadic is over)
     redis.call('DEL', p .. 'sporadic')
   end
+  -- a rate learnt from an earlier 429 is at the provider's limit: a 429 there says its bucket is empty, and
+  -- the cooldown lets it refill; in slow start the rate is a guess the provider mostly accepted
   if not sparse or redis.call('EXISTS', p .. 'learned') == 1 then cooldown(now + wait) end
   -- A 429 says something about the rate only when the provider was being pressed: a 429 soon after a
   -- cooldown costs the cooldown it asks for, not a rate re-measured from the cooldown's lull.
