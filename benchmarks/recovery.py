@@ -3,7 +3,7 @@
     python -m benchmarks.recovery [--storm-limit 20] [--after-limit 40] [--storm-s 60] [--after-s 300]
 
 One Kombo integration on applyq's defaults (adaptive rate, 30 in flight) with a backlog that never runs out.
-Its provider is a token bucket holding one second's worth: ``--storm-limit`` per second for ``--storm-s``
+Its provider is the sandbox's token bucket (one second's worth): ``--storm-limit`` per second for ``--storm-s``
 (a 429 storm: the guessed 50/s is too fast), then ``--after-limit`` (the limit lifted). The sender asks the
 limiter before every send, as a worker thread does, sends whenever it may (answers 50 ms later), and tells
 the limiter every answer. Prints how fast the storm's limit was learnt, how many calls were answered 429,
@@ -29,6 +29,7 @@ from typing import Any
 import redis
 
 from benchmarks.stack import REDIS_URL
+from worker.local.sandbox.state import SandboxState
 from worker.states import Provider
 from worker.traffic.limiter import AdaptiveParams, Gate, Hints, RedisLimiter, Signal, Wait
 from worker.traffic.limits import VENDOR_DEFAULTS
@@ -66,21 +67,6 @@ class Recovery:
     recovered_90_in_s: float | None = None
 
 
-class _Bucket:
-    """The provider: a token bucket holding one second of its current limit."""
-
-    def __init__(self, limit: float, now: float) -> None:
-        self.limit, self.tokens, self.at = limit, limit, now
-
-    def take(self, now: float, limit: float) -> bool:
-        self.tokens = min(limit, self.tokens + (now - self.at) * limit)
-        self.at, self.limit = now, limit
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 def simulate(storm: Storm, client: redis.Redis) -> Recovery:
     """Run the storm and the time after it on a simulated clock; the figures."""
     clock = types.SimpleNamespace(now=1_000_000.0)
@@ -88,7 +74,7 @@ def simulate(storm: Storm, client: redis.Redis) -> Recovery:
     key, spec = f"kombo:bench-recovery-{uuid.uuid4().hex[:8]}", VENDOR_DEFAULTS[Provider.KOMBO]
     start = clock.now
     lifted, end = start + storm.storm_s, start + storm.storm_s + storm.after_s
-    bucket = _Bucket(storm.storm_limit, start)
+    provider = SandboxState()  # its token bucket, as the sandbox's ``--rate-limit`` enforces it
     answers: list[tuple[float, int, Gate, bool]] = []  # (answered at, seq, gate, accepted)
     counts = {"storm": [0, 0], "after": [0, 0]}  # calls, 429s
     first_429: float | None = None
@@ -113,7 +99,7 @@ def simulate(storm: Storm, client: redis.Redis) -> Recovery:
         gate = limiter.gate(key, spec, f"s{seq}")
         if gate.verdict is Wait.GO:
             phase = "storm" if t < lifted else "after"
-            accepted = bucket.take(t, storm.storm_limit if t < lifted else storm.after_limit)
+            accepted = provider.take_token(("kombo", key), storm.storm_limit if t < lifted else storm.after_limit, t)
             counts[phase][0] += 1
             if not accepted:
                 counts[phase][1] += 1
