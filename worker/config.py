@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     stackone_timeout_s: float | None = Field(default=None, gt=0)
     #: Seconds a Celper call may take; unset: 30 (Celper documents none; its Idempotency-Key makes a retry safe).
     celper_timeout_s: float | None = Field(default=None, gt=0)
-    #: First retry delay; each retry doubles it (full jitter), a Retry-After is a floor.
-    backoff_base_s: float = Field(default=2.0, gt=0)
+    #: First retry delay; each retry doubles it (full jitter), a Retry-After is a floor. 1 s is Kombo's advice
+    #: ("use exponential backoff starting at ~1s", docs.kombo.dev changelog 2026-03-20); StackOne and Celper name
+    #: no base (Celper: wait the Retry-After, then back off exponentially: docs.celper.ai/concepts/error-handling).
+    backoff_base_s: float = Field(default=1.0, gt=0)
     #: The longest backoff between two attempts.
     backoff_max_s: float = Field(default=600.0, gt=0)
     #: A configuration error of a provider key (revoked key, IP not allow-listed) holds the key: one probe per

@@ -145,3 +145,11 @@ def test_decide(row: Row) -> None:
         assert verdict.next_attempt_at == NOW + timedelta(seconds=row.delay_s)
     if row.status is Status.PARKED:
         assert verdict.remediation, "a park tells the operator what to do"
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.5, 0.999])
+def test_on_the_defaults_a_first_retry_waits_exactly_a_one_second_retry_after(rand: float) -> None:
+    """Kombo's advice is a backoff from ~1 s: the first retry's full jitter then stays under a 1 s Retry-After,
+    so a sporadic 429 costs the wait it asked for and no more (issue 16)."""
+    verdict = decide(kombo("REMOTE.RATE_LIMIT_EXCEEDED", retry_after_s=1.0), ctx(rand=rand), Settings())
+    assert verdict.delay_s == 1.0
