@@ -202,10 +202,10 @@ def render_list(console: Console, rows: list[dict[str, Any]]) -> None:
 def render_limits(console: Console, rows: list[dict[str, Any]]) -> None:
     """A table of limit keys."""
     table = Table("limit key", "rate/s", "adaptive rate/s", "concurrency", "in flight", "cooldown s", "breaker",
-                  "backlog s")  # fmt: skip
+                  "backlog s", "sporadic 429s s")  # fmt: skip
     for r in rows:
         table.add_row(
             r["key"], _num(r["rate_per_s"]), _num(r["adaptive_rate_per_s"]), _num(r["concurrency"]),
-            str(r["in_flight"]), _num(r["cooldown_s"]), r["breaker"], _num(r["backlog_s"]),
+            str(r["in_flight"]), _num(r["cooldown_s"]), r["breaker"], _num(r["backlog_s"]), _num(r["sporadic_s"]),
         )  # fmt: skip
     console.print(table)

@@ -9,6 +9,8 @@ sit beside the database series on the same ``/metrics``:
 * ``applyq_limit_breaker_state{key,state}``: 1 for the breaker's current state, closed/half-open/open (gauge)
 * ``applyq_limit_adaptive_rate_per_second{key}``: the rate learned from 429s, where one is learned (gauge)
 * ``applyq_limit_in_flight{key}``: requests in flight under the key's concurrency limit (gauge)
+* ``applyq_limit_sporadic_seconds{key}``: seconds left of a finding that the key's 429s are sporadic (they
+  leave its adaptive rate alone meanwhile; ``docs/traffic-control.md``) (gauge)
 * ``applyq_provider_key_held{key}`` / ``applyq_provider_key_next_probe_seconds{key}``: a provider key
   held after an authentication or allow-list error, and when it is probed next (gauges)
 
@@ -51,13 +53,16 @@ class TrafficCollector(Collector):
 
 
 def limit_families(rows: list[dict[str, Any]]) -> Iterator[Metric]:
-    """Cooldown, breaker, adaptive rate and in-flight gauges per limit key."""
+    """Cooldown, breaker, adaptive rate, in-flight and sporadic-finding gauges per limit key."""
     cooldown = GaugeMetricFamily("applyq_limit_cooldown_seconds", "Seconds left of a cooldown.", labels=["key"])
     breaker = GaugeMetricFamily(
         "applyq_limit_breaker_state", "Circuit breaker state (1 for the current one).", labels=["key", "state"]
     )
     rate = GaugeMetricFamily("applyq_limit_adaptive_rate_per_second", "Rate learned from 429s.", labels=["key"])
     in_flight = GaugeMetricFamily("applyq_limit_in_flight", "Requests in flight.", labels=["key"])
+    sporadic = GaugeMetricFamily(
+        "applyq_limit_sporadic_seconds", "Seconds left of a finding that the key's 429s are sporadic.", labels=["key"]
+    )
     for row in rows:
         key = row["key"]
         cooldown.add_metric([key], row["cooldown_s"])
@@ -66,7 +71,8 @@ def limit_families(rows: list[dict[str, Any]]) -> Iterator[Metric]:
         if row["adaptive_rate_per_s"] is not None:
             rate.add_metric([key], row["adaptive_rate_per_s"])
         in_flight.add_metric([key], row["in_flight"])
-    yield from (cooldown, breaker, rate, in_flight)
+        sporadic.add_metric([key], row["sporadic_s"])
+    yield from (cooldown, breaker, rate, in_flight, sporadic)
 
 
 def hold_families(holds: list[dict[str, Any]]) -> Iterator[Metric]:

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import redis
 
 from worker.config import LimitSpec
+from worker.traffic.limits import idle_state
 
 __all__ = ["Gate", "Hints", "Limiter", "RedisLimiter", "Signal", "Unlimited", "Wait", "redis_client"]
 
@@ -277,9 +278,7 @@ class RedisLimiter:
         for name in sorted(self._client.scan_iter("applyq:keycool:*", count=1000)):
             until = float(self._client.get(name) or 0)
             if until > now:
-                rows.append({"key": name.decode().removeprefix("applyq:keycool:"), "adaptive_rate_per_s": None,
-                             "cooldown_s": round(until - now, 2), "breaker": "closed", "in_flight": 0,
-                             "backlog_s": 0.0})  # fmt: skip
+                rows.append(idle_state(name.decode().removeprefix("applyq:keycool:"), cooldown_s=round(until - now, 2)))
         return rows
 
     def holds(self) -> list[dict[str, Any]]:
@@ -311,19 +310,22 @@ class RedisLimiter:
         pipe.get(p + "rate")
         pipe.zcount(p + "inflight", now, "+inf")
         pipe.get(p + "tat")
+        pipe.ttl(p + "sporadic")
 
     @staticmethod
     def _describe(key: str, state: list[Any], now: float) -> dict[str, Any]:
-        cool_at, open_at, rate, in_flight, tat = state
+        cool_at, open_at, rate, in_flight, tat, sporadic_ttl = state
         cool, open_until = float(cool_at or 0), float(open_at or 0)
-        return {
-            "key": key,
-            "adaptive_rate_per_s": round(float(rate), 2) if rate else None,
-            "cooldown_s": round(cool - now, 2) if cool > now else 0.0,
-            "breaker": "open" if open_until > now else "half-open" if open_until else "closed",
-            "in_flight": int(in_flight),
-            "backlog_s": round(max(0.0, float(tat or 0) - now), 2),
-        }
+        return idle_state(
+            key,
+            adaptive_rate_per_s=round(float(rate), 2) if rate else None,
+            cooldown_s=round(cool - now, 2) if cool > now else 0.0,
+            breaker="open" if open_until > now else "half-open" if open_until else "closed",
+            in_flight=int(in_flight),
+            backlog_s=round(max(0.0, float(tat or 0) - now), 2),
+            # the causal test found this key's 429s sporadic: for this long they leave the rate alone (observe.lua)
+            sporadic_s=float(max(0, sporadic_ttl)),
+        )
 
 
 def _script(name: str) -> str:
@@ -342,7 +344,7 @@ def _key_cooldown(provider_key: str) -> str:
 
 
 #: the reads per limit key of ``RedisLimiter._read_state``, which ``_describe`` unpacks
-_STATE_READS = 5
+_STATE_READS = 6
 
 
 def _prefix(key: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from worker.config import LimitSpec
 from worker.states import Provider
 
-__all__ = ["VENDOR_DEFAULTS", "describe_limits", "limit_key", "provider_key", "resolve_spec"]
+__all__ = ["VENDOR_DEFAULTS", "describe_limits", "idle_state", "limit_key", "provider_key", "resolve_spec"]
 
 
 #: Published vendor limits: Celper 20 writes / 60 s per company; StackOne 1,000 requests / minute per key;
@@ -59,6 +59,13 @@ def resolve_spec(key: str, configured: Mapping[str, LimitSpec]) -> LimitSpec:
     return configured.get(key) or configured.get(f"{provider.value}:*") or VENDOR_DEFAULTS[provider]
 
 
+def idle_state(key: str, **state: Any) -> dict[str, Any]:
+    """A limit key's row with nothing learnt, cooling or in flight, ``state`` overriding: the one list of a row's
+    fields (``applyq limits``, its ``--json`` and the traffic metrics read them)."""
+    return {"key": key, "adaptive_rate_per_s": None, "in_flight": 0, "cooldown_s": 0.0, "breaker": "closed",
+            "backlog_s": 0.0, "sporadic_s": 0.0, **state}  # fmt: skip
+
+
 def describe_limits(
     rows: list[dict[str, Any]], configured: Mapping[str, LimitSpec], holds: Sequence[dict[str, Any]] = ()
 ) -> list[dict[str, Any]]:
@@ -71,8 +78,6 @@ def describe_limits(
         row["rate_per_s"] = round(spec.rate_per_s, 3) if spec.rate_per_s else None
         row["concurrency"] = spec.concurrency
     for hold in holds:
-        rows.append(
-            {"key": hold["key"], "rate_per_s": None, "adaptive_rate_per_s": None, "concurrency": None, "in_flight": 0,
-             "cooldown_s": 0.0, "breaker": f"held: probe in {hold['next_probe_s']:g} s", "backlog_s": 0.0}
-        )  # fmt: skip
+        breaker = f"held: probe in {hold['next_probe_s']:g} s"
+        rows.append(idle_state(hold["key"], rate_per_s=None, concurrency=None, breaker=breaker))
     return rows

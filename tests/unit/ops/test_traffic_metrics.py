@@ -9,15 +9,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from worker.ops.traffic_metrics import BREAKER_STATES, TrafficCollector
+from worker.traffic.limits import idle_state
 
 
 class FakeLimiter:
     def snapshot(self) -> list[dict[str, Any]]:
         return [
-            {"key": "kombo:greenhouse:1", "adaptive_rate_per_s": 4.5, "cooldown_s": 2.5, "breaker": "open",
-             "in_flight": 3, "backlog_s": 0.0},
-            {"key": "stackone:key-ab12", "adaptive_rate_per_s": None, "cooldown_s": 0.0, "breaker": "closed",
-             "in_flight": 0, "backlog_s": 0.0},
+            idle_state("kombo:greenhouse:1", adaptive_rate_per_s=4.5, cooldown_s=2.5, breaker="open", in_flight=3,
+                       sporadic_s=42.0),
+            idle_state("stackone:key-ab12"),
         ]  # fmt: skip
 
     def holds(self) -> list[dict[str, Any]]:
@@ -41,6 +41,7 @@ def test_each_limit_key_has_its_cooldown_breaker_rate_and_in_flight() -> None:
     assert got[("applyq_limit_cooldown_seconds", key)] == 2.5
     assert got[("applyq_limit_adaptive_rate_per_second", key)] == 4.5
     assert got[("applyq_limit_in_flight", key)] == 3
+    assert got[("applyq_limit_sporadic_seconds", key)] == 42.0
     states = {s: got[("applyq_limit_breaker_state", (*key, ("state", s)))] for s in BREAKER_STATES}
     assert states == {"closed": 0.0, "half-open": 0.0, "open": 1.0}
 

@@ -366,6 +366,8 @@ def test_429s_that_go_on_after_the_rate_was_cut_to_the_accepted_pace_are_sporadi
         provider.limited(at)
         at += 1 / 40
     assert rate_of(client, key) >= before  # restored
+    [row] = [r for r in provider.limiter.snapshot() if r["key"] == key]
+    assert 0 < row["sporadic_s"] <= 60  # `applyq limits` shows the finding and how long it holds
     cooled_until = float(client.get(f"applyq:lim:{key}:cool") or 0)
     for _ in range(4):
         at = provider.answers(at, 40, 5)
@@ -392,6 +394,8 @@ def test_a_bucket_the_cut_rate_still_overshoots_now_and_then_keeps_the_cut(clien
         at += 1 / learned
     assert rate_of(client, key) <= learned * 1.05
     assert client.get(f"applyq:lim:{key}:sporadic") is None
+    [row] = [r for r in provider.limiter.snapshot() if r["key"] == key]
+    assert row["sporadic_s"] == 0
 
 
 def test_after_a_429_storm_the_rate_grows_back_to_the_lifted_limit(client: redis.Redis) -> None:
