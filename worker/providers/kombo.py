@@ -203,15 +203,19 @@ class KomboAdapter(Adapter):
         return _with_warnings(answer, warnings), (time.perf_counter() - started) * 1000
 
     def _restrictions(self, delivery: Delivery) -> tuple[preflight.Restrictions, tuple[str, ...]]:
-        """The integration's attachment restrictions (cached), and a warning if they could not be read."""
+        """The integration's attachment restrictions (cached), and a warning if they could not be read (a failed
+        read is cached too, for a minute: ``PREFLIGHT_FAILED_TTL_S``)."""
         integration_id = delivery.submission.integration_id or ""
         cached = self._preflight.get(integration_id)
         if cached is not None:
-            return cached, ()
-        request = self._client.build_request("GET", preflight.PREFLIGHT_PATH, headers=self._headers(delivery))
+            return cached
+        timeout = min(preflight.PREFLIGHT_TIMEOUT_S, self._client.timeout.read or preflight.PREFLIGHT_TIMEOUT_S)
+        headers = self._headers(delivery)
+        request = self._client.build_request("GET", preflight.PREFLIGHT_PATH, headers=headers, timeout=timeout)
         read, _ = self.ask(request, self._parse_preflight)
         if isinstance(read, ProviderError):
-            return preflight.Restrictions(), (f"Kombo pre-flight not read ({read.label}): attachments sent unchecked",)
+            warning = f"Kombo pre-flight not read ({read.label}): attachments sent unchecked"
+            return self._preflight.put_failure(integration_id, warning)
         self._preflight.put(integration_id, read)
         return read, ()
 

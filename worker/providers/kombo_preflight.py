@@ -21,13 +21,28 @@ from typing import Any
 
 from worker.fit import decoded_size
 
-__all__ = ["PREFLIGHT_PATH", "PREFLIGHT_TTL_S", "Fitted", "PreflightCache", "Restrictions", "TypeRule", "fit"]
+__all__ = [
+    "PREFLIGHT_FAILED_TTL_S", "PREFLIGHT_PATH", "PREFLIGHT_TIMEOUT_S", "PREFLIGHT_TTL_S", "Fitted", "PreflightCache",
+    "Restrictions", "TypeRule", "fit",
+]  # fmt: skip
 
 PREFLIGHT_PATH = "ats/actions/ats_create_application"
 #: How long an integration's restrictions are trusted. Kombo says nothing of how often they change (they follow
 #: the customer's ATS configuration): an hour is our choice, as for StackOne's accounts, and a refusal of the
 #: input (``PLATFORM.INPUT_INVALID``, ``REMOTE.INPUT_INVALID``) forgets them at once.
 PREFLIGHT_TTL_S = 3600.0
+#: How long a pre-flight that could not be read (an error, a timeout, an ATS without it) is not asked again: each
+#: delivery of the integration would otherwise make the failing read first, one more request against the key's
+#: rate limit (which counts every API request, docs.kombo.dev/ats/guides/concurrency-limiting) in the very moment
+#: the API is refusing or slow. Kombo names no interval: a minute is our choice; meanwhile attachments go unchecked,
+#: with the warning on each attempt, as on the failed read itself.
+PREFLIGHT_FAILED_TTL_S = 60.0
+#: The longest the pre-flight read may take (or the call's own timeout, if shorter). It runs inside the attempt's
+#: lease, before the POST that the lease is sized for (Kombo's 300 s plus ``APPLYQ_LEASE_MARGIN_S``, 30 s): a read
+#: allowed the POST's 300 s could outlast the lease while the POST is still in flight. Kombo's SDK sets 300 s on
+#: its writes and names no timeout for this read: 10 s is our choice, within the default margin; a read that
+#: takes longer counts as failed (the application goes unchecked, with a warning).
+PREFLIGHT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,26 +161,39 @@ def _rule(raw: dict[str, Any]) -> TypeRule:
 
 
 class PreflightCache:
-    """Each integration's restrictions for ``ttl_s`` seconds, shared by the worker's threads."""
+    """Each integration's restrictions for ``ttl_s`` seconds (a failed read for ``failed_ttl_s``), shared by the
+    worker's threads. What it holds is the restrictions and the warnings every attempt that relies on them carries."""
 
-    def __init__(self, ttl_s: float = PREFLIGHT_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl_s = ttl_s
+    def __init__(
+        self,
+        ttl_s: float = PREFLIGHT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        failed_ttl_s: float = PREFLIGHT_FAILED_TTL_S,
+    ) -> None:
+        self._ttl_s, self._failed_ttl_s = ttl_s, failed_ttl_s
         self._clock = clock
-        self._held: dict[str, tuple[Restrictions, float]] = {}
+        self._held: dict[str, tuple[Restrictions, tuple[str, ...], float]] = {}
         self._lock = threading.Lock()
 
-    def get(self, integration_id: str) -> Restrictions | None:
-        """The restrictions read less than ``ttl_s`` ago, if any."""
+    def get(self, integration_id: str) -> tuple[Restrictions, tuple[str, ...]] | None:
+        """The restrictions and their warnings, if read (or found unreadable) recently enough."""
         with self._lock:
             held = self._held.get(integration_id)
-        if held is None or self._clock() - held[1] >= self._ttl_s:
+        if held is None or self._clock() >= held[2]:
             return None
-        return held[0]
+        return held[0], held[1]
 
     def put(self, integration_id: str, restrictions: Restrictions) -> None:
         """Remember what the pre-flight said, from now."""
         with self._lock:
-            self._held[integration_id] = (restrictions, self._clock())
+            self._held[integration_id] = (restrictions, (), self._clock() + self._ttl_s)
+
+    def put_failure(self, integration_id: str, warning: str) -> tuple[Restrictions, tuple[str, ...]]:
+        """Remember that the pre-flight could not be read: nothing is known (``Restrictions()``), with ``warning``."""
+        held = (Restrictions(), (warning,))
+        with self._lock:
+            self._held[integration_id] = (*held, self._clock() + self._failed_ttl_s)
+        return held
 
     def forget(self, integration_id: str) -> None:
         """Read the integration's restrictions again next time."""

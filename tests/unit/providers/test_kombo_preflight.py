@@ -12,7 +12,15 @@ import pytest
 from tests.conftest import SPECS, submission_dict
 from worker.providers.base import Accepted, Delivery, ErrorKind, ProviderError
 from worker.providers.kombo import KomboAdapter
-from worker.providers.kombo_preflight import PREFLIGHT_TTL_S, PreflightCache, Restrictions, TypeRule, fit
+from worker.providers.kombo_preflight import (
+    PREFLIGHT_FAILED_TTL_S,
+    PREFLIGHT_TIMEOUT_S,
+    PREFLIGHT_TTL_S,
+    PreflightCache,
+    Restrictions,
+    TypeRule,
+    fit,
+)
 from worker.routing.router import route
 from worker.schemas import SubmissionIn
 from worker.states import Decision, Provider, Reason
@@ -92,8 +100,18 @@ def test_the_cache_keeps_restrictions_for_the_ttl() -> None:
     cache = PreflightCache(clock=lambda: now[0])
     cache.put("int-1", Restrictions(total_size_bytes=1))
     now[0] = PREFLIGHT_TTL_S - 1
-    assert cache.get("int-1") == Restrictions(total_size_bytes=1)
+    assert cache.get("int-1") == (Restrictions(total_size_bytes=1), ())
     now[0] = PREFLIGHT_TTL_S
+    assert cache.get("int-1") is None
+
+
+def test_the_cache_keeps_a_failed_read_for_a_minute_with_its_warning() -> None:
+    now = [0.0]
+    cache = PreflightCache(clock=lambda: now[0])
+    assert cache.put_failure("int-1", "not read") == (Restrictions(), ("not read",))
+    now[0] = PREFLIGHT_FAILED_TTL_S - 1
+    assert cache.get("int-1") == (Restrictions(), ("not read",))
+    now[0] = PREFLIGHT_FAILED_TTL_S
     assert cache.get("int-1") is None
 
 
@@ -185,3 +203,24 @@ def test_an_unreadable_pre_flight_sends_the_application_as_it_is_with_a_warning(
     assert [a["type"] for a in kombo.posted[0]["attachments"]] == ["CV", "COVER_LETTER"]
     assert isinstance(answer, Accepted)
     assert answer.warnings[0] == "Kombo pre-flight not read (PLATFORM.RATE_LIMIT_EXCEEDED): attachments sent unchecked"
+
+
+def test_the_pre_flight_read_gets_a_short_timeout_of_its_own() -> None:
+    """The lease is sized for the POST (Kombo's 300 s): the read before it must not take as long."""
+    kombo = Kombo(NO_COVER_LETTERS)
+    client = httpx.Client(base_url="https://api.kombo.dev/v1/", transport=httpx.MockTransport(kombo), timeout=300)
+    KomboAdapter(client, "k").deliver(full())
+
+    get, post = kombo.requests
+    assert get.extensions["timeout"]["read"] == PREFLIGHT_TIMEOUT_S
+    assert post.extensions["timeout"]["read"] == 300
+
+
+def test_an_unreadable_pre_flight_is_not_asked_again_by_every_delivery() -> None:
+    """A failing read before each POST would double the requests against the key's rate while Kombo refuses."""
+    kombo = Kombo(preflight_status=503)
+    sender = adapter(kombo)
+    answers = [sender.deliver(full())[0] for _ in range(3)]
+
+    assert [r.method for r in kombo.requests] == ["GET", "POST", "POST", "POST"]
+    assert all(isinstance(a, Accepted) and a.warnings[0].startswith("Kombo pre-flight not read") for a in answers)
